@@ -1,0 +1,258 @@
+"""The mixture's index: cheap validation of each selected dataset and flat numpy arrays over the kept ones.
+
+Validation (no parquet row or video frame is read): the meta loads (:func:`depi.datasets.format.load_meta`),
+``observation.state`` and ``action`` are declared as 1-D features of at most 32 dims, the dataset has frames
+and a positive fps, at least one camera feeds an image slot, every data file and every mp4 of a kept camera
+exists, and the camera-role / annotation files are valid for it. A dataset failing a check is excluded with
+the reason; nothing is skipped silently.
+
+Index layout (numpy, shared copy-on-write by forked DataLoader workers; ``N`` kept datasets, ``E`` episodes
+in all): ``num_frames (N,)``, ``offsets (N+1,)`` global frame offsets, ``fps (N,)``, ``state_dim (N,)``,
+``action_dim (N,)``, ``embodiment_id (N,)``, ``episode_offsets (N+1,)`` into the episode arrays
+``episode_start (E,)`` / ``episode_end (E,)`` (rows ``[start, end)`` within the dataset, episode order).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from depi.constants import ACTION, MAX_ACTION_DIM, MAX_STATE_DIM, OBS_STATE
+from depi.datasets.annotations import Annotation, load_annotation
+from depi.datasets.format import DatasetMeta, load_meta
+from depi.datasets.roles import RoleAssignment, assign_camera_roles
+from depi.datasets.selection import DatasetRef
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def embodiment_key(mode: str, robot_type: str | None, state_dim: int, action_dim: int, repo_id: str) -> str:
+    """Normalization group of a dataset.
+
+    Modes: ``robot_type_dims`` -> ``<robot_type>/s<state_dim>_a<action_dim>`` (default: same robot, same
+    layout), ``dims`` -> ``s<state_dim>_a<action_dim>``, ``robot_type``, ``dataset`` -> the repo id, ``all``.
+    Unknown robot types become ``unknown``; characters outside ``[A-Za-z0-9_.-]`` become ``_``.
+    """
+    robot = _UNSAFE.sub("_", robot_type) if robot_type else "unknown"
+    dims = f"s{state_dim}_a{action_dim}"
+    keys = {
+        "robot_type_dims": f"{robot}/{dims}",
+        "dims": dims,
+        "robot_type": robot,
+        "dataset": repo_id,
+        "all": "all",
+    }
+    if mode not in keys:
+        raise ValueError(f"Unknown embodiment_key mode {mode!r}; expected one of {', '.join(keys)}.")
+    return keys[mode]
+
+
+@dataclass
+class DatasetEntry:
+    """What the index keeps of one valid dataset (small: no per-frame data)."""
+
+    repo_id: str
+    root: Path
+    fps: float
+    robot_type: str | None
+    state_dim: int
+    action_dim: int
+    embodiment: str
+    episode_lengths: np.ndarray
+    episode_ids: np.ndarray
+    roles: RoleAssignment
+    annotation: Annotation | None
+    data_files: list[Path]
+    codebase_version: str
+
+
+@dataclass
+class Exclusion:
+    """A selected dataset left out of the mixture, and why."""
+
+    repo_id: str
+    root: str | None
+    reason: str
+
+
+def _vector_dim(meta: DatasetMeta, key: str) -> int:
+    spec = meta.features.get(key)
+    if spec is None:
+        raise ValueError(
+            f"{meta.root}/meta/info.json: features has no {key!r}; the mixture needs state and action."
+        )
+    shape = tuple(spec.get("shape", ()))
+    limit = MAX_STATE_DIM if key == OBS_STATE else MAX_ACTION_DIM
+    if len(shape) != 1 or not 1 <= int(shape[0]) <= limit:
+        raise ValueError(
+            f"{meta.root}/meta/info.json: features.{key}.shape is {list(shape)}, "
+            f"expected [D] with 1 <= D <= {limit}."
+        )
+    return int(shape[0])
+
+
+def inspect_dataset(
+    ref: DatasetRef,
+    *,
+    embodiment_mode: str,
+    camera_roles: dict[str, dict[str, str]],
+    annotations_dir: str | Path | None,
+) -> DatasetEntry:
+    """Validate one dataset (checks in the module docstring) and describe it for the index.
+
+    Raises:
+        FileNotFoundError, ValueError, OSError: the check that failed, naming the file and the field.
+    """
+    if ref.root is None:
+        raise FileNotFoundError(ref.missing_reason or f"{ref.repo_id}: no local root")
+    meta = load_meta(ref.root, ref.repo_id)
+    state_dim, action_dim = _vector_dim(meta, OBS_STATE), _vector_dim(meta, ACTION)
+    lengths = np.array([ep.length for ep in meta.episodes], dtype=np.int64)
+    if lengths.size == 0 or lengths.sum() == 0 or np.any(lengths <= 0):
+        raise ValueError(
+            f"{meta.root}: no frames or an empty episode in the episode table ({lengths.size} episodes)."
+        )
+    if not meta.fps > 0:
+        raise ValueError(f"{meta.root}/meta/info.json: fps is {meta.fps}, expected > 0.")
+    annotation = load_annotation(annotations_dir, ref.repo_id)
+    roles = assign_camera_roles(
+        meta.camera_keys,
+        camera_roles.get(ref.repo_id),
+        annotation.camera_poses if annotation else None,
+        origin=f"camera roles of {ref.repo_id}",
+    )
+    if not roles.slots:
+        raise ValueError(
+            f"{meta.root}/meta/info.json: no camera feeds an image slot (cameras: "
+            f"{meta.camera_keys or 'none'}); the policy needs at least one image. Map a camera to a slot in "
+            "data_ids/camera_roles.json."
+        )
+    data_files = sorted({meta.root / ep.data_file for ep in meta.episodes})
+    kept_videos = {key for key in roles.slots.values() if key in meta.video_keys}
+    video_files = {
+        meta.root / f for ep in meta.episodes for k, f in ep.video_files.items() if k in kept_videos
+    }
+    for path in [*data_files, *sorted(video_files)]:
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path} is missing (listed by {meta.root}/meta); re-download the dataset."
+            )
+    return DatasetEntry(
+        repo_id=ref.repo_id,
+        root=meta.root,
+        fps=meta.fps,
+        robot_type=meta.robot_type,
+        state_dim=state_dim,
+        action_dim=action_dim,
+        embodiment=embodiment_key(embodiment_mode, meta.robot_type, state_dim, action_dim, ref.repo_id),
+        episode_lengths=lengths,
+        episode_ids=np.array([ep.episode_index for ep in meta.episodes], dtype=np.int64),
+        roles=roles,
+        annotation=annotation,
+        data_files=data_files,
+        codebase_version=meta.codebase_version,
+    )
+
+
+@dataclass
+class MixtureIndex:
+    """Flat arrays over the kept datasets (layout in the module docstring) plus small per-dataset records."""
+
+    entries: list[DatasetEntry]
+    excluded: list[Exclusion]
+    num_frames: np.ndarray
+    offsets: np.ndarray
+    fps: np.ndarray
+    state_dim: np.ndarray
+    action_dim: np.ndarray
+    embodiments: list[str]
+    embodiment_id: np.ndarray
+    episode_offsets: np.ndarray
+    episode_start: np.ndarray
+    episode_end: np.ndarray
+    num_selected: int = field(default=0)
+
+    @property
+    def total_frames(self) -> int:
+        """Frames over all kept datasets."""
+        return int(self.offsets[-1])
+
+    def locate(self, global_index: int) -> tuple[int, int, int]:
+        """Global frame index -> ``(dataset position, row in the dataset, episode position in the index)``.
+
+        Raises:
+            IndexError: out of ``[0, total_frames)``.
+        """
+        if not 0 <= global_index < self.total_frames:
+            raise IndexError(f"Frame {global_index} out of range [0, {self.total_frames}).")
+        d = int(np.searchsorted(self.offsets, global_index, side="right")) - 1
+        row = global_index - int(self.offsets[d])
+        lo, hi = int(self.episode_offsets[d]), int(self.episode_offsets[d + 1])
+        e = lo + int(np.searchsorted(self.episode_end[lo:hi], row, side="right"))
+        return d, row, e
+
+
+def build_index(
+    refs: Sequence[DatasetRef],
+    *,
+    embodiment_mode: str = "robot_type_dims",
+    camera_roles: dict[str, dict[str, str]] | None = None,
+    annotations_dir: str | Path | None = None,
+    num_threads: int = 8,
+    progress: Callable[[int], None] | None = None,
+) -> MixtureIndex:
+    """Validate every selected dataset (in threads: the work is file I/O) and index the valid ones.
+
+    Failures of one dataset become an :class:`Exclusion` with the error text; the caller decides whether
+    enough datasets remain.
+    """
+    camera_roles = camera_roles or {}
+
+    def inspect(ref: DatasetRef) -> DatasetEntry | Exclusion:
+        try:
+            return inspect_dataset(
+                ref,
+                embodiment_mode=embodiment_mode,
+                camera_roles=camera_roles,
+                annotations_dir=annotations_dir,
+            )
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            return Exclusion(
+                ref.repo_id, None if ref.root is None else str(ref.root), f"{type(err).__name__}: {err}"
+            )
+
+    entries: list[DatasetEntry] = []
+    excluded: list[Exclusion] = []
+    with ThreadPoolExecutor(max_workers=max(1, num_threads)) as pool:
+        for result in pool.map(inspect, refs):
+            (entries if isinstance(result, DatasetEntry) else excluded).append(result)
+            if progress is not None:
+                progress(1)
+    num_frames = np.array([int(e.episode_lengths.sum()) for e in entries], dtype=np.int64)
+    embodiments = sorted({e.embodiment for e in entries})
+    lookup = {name: i for i, name in enumerate(embodiments)}
+    ends = [np.cumsum(e.episode_lengths) for e in entries]
+    return MixtureIndex(
+        entries=entries,
+        excluded=excluded,
+        num_frames=num_frames,
+        offsets=np.concatenate([[0], np.cumsum(num_frames)]).astype(np.int64),
+        fps=np.array([e.fps for e in entries], dtype=np.float64),
+        state_dim=np.array([e.state_dim for e in entries], dtype=np.int64),
+        action_dim=np.array([e.action_dim for e in entries], dtype=np.int64),
+        embodiments=embodiments,
+        embodiment_id=np.array([lookup[e.embodiment] for e in entries], dtype=np.int32),
+        episode_offsets=np.concatenate([[0], np.cumsum([len(e.episode_lengths) for e in entries])]).astype(
+            np.int64
+        ),
+        episode_start=np.concatenate(
+            [end - e.episode_lengths for end, e in zip(ends, entries, strict=True)] or [np.zeros(0)]
+        ).astype(np.int64),
+        episode_end=np.concatenate(ends or [np.zeros(0)]).astype(np.int64),
+        num_selected=len(refs),
+    )

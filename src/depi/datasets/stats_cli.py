@@ -1,0 +1,103 @@
+"""``depi-stats``: exact normalization stats per embodiment group of a mixture, as openpi ``norm_stats.json``.
+
+Takes the training's dataset flags, e.g.::
+
+    depi-stats --dataset.num_datasets=200 --output_dir=outputs/norm_stats
+    depi-stats --dataset.root=/data/lerobot --dataset.embodiment_key=dims --max_frames=2000000
+
+Writes ``<output_dir>/<group>/norm_stats.json`` for each group (``state``, ``actions``: mean, std, q01, q99,
+min, max) and ``<output_dir>/stats_manifest.json``. Only parquet columns are read (no video decode). A rerun
+on unchanged inputs and settings reuses the files (content hash, see :mod:`depi.datasets.stats`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import draccus
+import numpy as np
+from tqdm import tqdm
+
+from depi.constants import ACTION
+from depi.datasets.config import DatasetConfig
+from depi.datasets.index import DatasetEntry, MixtureIndex
+from depi.datasets.mixture import MultiLeRobotDataset
+from depi.datasets.source import LeRobotSource
+from depi.datasets.stats import StatsInput, compute_group_stats
+from depi.transforms.norm_stats import NormStats
+
+
+@dataclass
+class StatsConfig:
+    """Flags of ``depi-stats``.
+
+    Attributes:
+        dataset: selection and grouping (``--dataset.*``, as in training).
+        output_dir: folder receiving one ``<group>/norm_stats.json`` per embodiment group.
+        max_frames: per-group cap (uniform subsample without replacement); None: every frame (exact).
+        seed: subsample seed.
+        force: recompute even when the cached stats match the inputs.
+    """
+
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    output_dir: str = "outputs/norm_stats"
+    max_frames: int | None = None
+    seed: int = 0
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ValueError(f"--max_frames={self.max_frames} must be >= 1 (or omitted for every frame).")
+
+
+def _column_reader(entry: DatasetEntry, on_done: Callable[[], None]) -> Callable[[str], np.ndarray]:
+    opened: list[LeRobotSource] = []
+
+    def read(key: str) -> np.ndarray:
+        if not opened:
+            opened.append(LeRobotSource(entry.repo_id, root=entry.root))
+        column = np.asarray(opened[0].column(key))
+        if key == ACTION:  # the last column read for this dataset
+            opened.clear()
+            on_done()
+        return column
+
+    return read
+
+
+def group_inputs(
+    index: MixtureIndex, on_done: Callable[[], None] = lambda: None
+) -> dict[str, list[StatsInput]]:
+    """The kept datasets of a mixture index, grouped by embodiment, as lazy column readers."""
+    groups: dict[str, list[StatsInput]] = defaultdict(list)
+    for i, entry in enumerate(index.entries):
+        item = StatsInput(
+            entry.repo_id, entry.data_files, int(index.num_frames[i]), _column_reader(entry, on_done)
+        )
+        groups[entry.embodiment].append(item)
+    return dict(groups)
+
+
+def run_stats(config: StatsConfig) -> dict[str, dict[str, NormStats]]:
+    """Select and validate the datasets, then compute (or reuse) every group's stats."""
+    mixture = MultiLeRobotDataset(config.dataset)
+    with tqdm(total=len(mixture.index.entries), desc="depi-stats", unit="dataset") as bar:
+        results = compute_group_stats(
+            group_inputs(mixture.index, on_done=lambda: bar.update(1)),
+            config.output_dir,
+            max_frames=config.max_frames,
+            seed=config.seed,
+            force=config.force,
+        )
+    for group, stats in results.items():
+        path = Path(config.output_dir) / group / "norm_stats.json"
+        print(f"{group}: state dim {stats['state'].dim}, actions dim {stats['actions'].dim} -> {path}")
+    return results
+
+
+def main() -> None:
+    """Console entry point ``depi-stats``."""
+    run_stats(draccus.parse(config_class=StatsConfig))

@@ -1,0 +1,197 @@
+"""Gemma decoder blocks and the shared (mixture-of-transformers) attention of pi0.
+
+Notation: B batch, L tokens of this call, S key tokens (cached prefix + L), D width, N query heads, K key/value
+heads, E head_dim.
+
+Gemma (arXiv 2403.08295; HF ``modeling_gemma``): pre-norm decoder with RMSNorm scaled by (1 + w), rotary
+position embeddings (split-half convention, base 10000), multi-query attention (K = 1 in Gemma 2B / 300M) and a
+GeGLU MLP ``down(gelu_tanh(gate(x)) * up(x))``. pi0 (arXiv 2410.24164, Sec. 3) runs two such stacks, the
+PaliGemma language model on the prefix and the action expert on the suffix, that attend jointly: per layer the
+q/k/v of both streams are concatenated along the sequence, one attention runs over all tokens, and each stream
+keeps its own projections, MLP and norms (openpi ``gemma.py`` ``Module`` with ``configs=[2b, 300m]``).
+
+pi0.5 conditions the expert on the flow-matching time with adaptive RMSNorm (openpi ``gemma.py`` ``RMSNorm``
+with ``cond``): a linear layer of the condition gives (scale, shift, gate); the norm output is
+``normed * (1 + scale) + shift`` and the residual branch is multiplied by ``gate``.
+
+dtype policy: norms and rotary embeddings compute in float32 and cast back to the input dtype; everything else
+runs in the parameter / autocast dtype, so the blocks work in fp32, under ``torch.autocast(dtype=bfloat16)`` and
+with bf16 parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from depi.policies.pi0.config import GemmaConfig
+from depi.policies.pi0.lora import LoRALinear
+
+KVCache = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values (B, K, S, E) after rotary
+
+
+class RMSNorm(nn.Module):
+    """Gemma RMSNorm ``x / sqrt(mean(x^2) + eps) * (1 + w)``, or its adaptive form when ``cond_dim`` is set.
+
+    ``forward(x (B, L, D), cond (B, cond_dim) | None) -> (y (B, L, D), gate (B, 1, D) | None)``; the gate is
+    None for the plain norm. Computed in float32, returned in ``x.dtype``.
+    """
+
+    def __init__(self, dim: int, eps: float, cond_dim: int | None = None):
+        super().__init__()
+        self.eps = eps
+        self.cond_dim = cond_dim
+        if cond_dim is None:
+            self.weight = nn.Parameter(torch.zeros(dim))
+        else:
+            self.dense = nn.Linear(cond_dim, 3 * dim)
+            nn.init.zeros_(self.dense.weight)
+
+    def forward(
+        self, x: torch.Tensor, cond: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        x32 = x.float()
+        normed = x32 * torch.rsqrt(x32.square().mean(dim=-1, keepdim=True) + self.eps)
+        if self.cond_dim is None:
+            return (normed * (1.0 + self.weight.float())).to(x.dtype), None
+        if cond is None:
+            raise ValueError("This adaptive RMSNorm needs a condition (the pi0.5 time embedding); got None.")
+        scale, shift, gate = self.dense(cond)[:, None, :].chunk(3, dim=-1)  # (B, 1, D) each
+        return (normed * (1.0 + scale.float()) + shift.float()).to(x.dtype), gate.to(x.dtype)
+
+
+def rotary_cos_sin(positions: torch.Tensor, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos / sin tables (B, 1, L, E) float32 for integer ``positions`` (B, L) (RoFormer, HF Gemma convention)."""
+    exponent = torch.arange(0, head_dim, 2, device=positions.device, dtype=torch.int64).float() / head_dim
+    inv_freq = 1.0 / (theta**exponent)  # (E/2,)
+    freqs = positions.float()[..., None] * inv_freq  # (B, L, E/2)
+    emb = torch.cat([freqs, freqs], dim=-1)[:, None]  # (B, 1, L, E)
+    return emb.cos(), emb.sin()
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate (B, heads, L, E) by the tables of :func:`rotary_cos_sin`; split-half ``rotate_half`` convention."""
+    x32 = x.float()
+    x1, x2 = x32.chunk(2, dim=-1)
+    rotated = torch.cat([-x2, x1], dim=-1)
+    return (x32 * cos + rotated * sin).to(x.dtype)
+
+
+class GemmaAttention(nn.Module):
+    """q/k/v/o projections of one Gemma layer (no biases); the attention itself runs in :func:`decoder_layer`."""
+
+    def __init__(self, cfg: GemmaConfig):
+        super().__init__()
+        self.num_heads, self.num_kv_heads, self.head_dim = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
+        lora = {"rank": cfg.lora_rank, "alpha": cfg.lora_alpha}
+        self.q_proj = LoRALinear(cfg.width, cfg.num_heads * cfg.head_dim, bias=False, **lora)
+        self.k_proj = LoRALinear(cfg.width, cfg.num_kv_heads * cfg.head_dim, bias=False, **lora)
+        self.v_proj = LoRALinear(cfg.width, cfg.num_kv_heads * cfg.head_dim, bias=False, **lora)
+        self.o_proj = LoRALinear(cfg.num_heads * cfg.head_dim, cfg.width, bias=False, **lora)
+
+    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, L, D) -> q (B, N, L, E), k and v (B, K, L, E)."""
+        b, n = x.shape[:2]
+        q = self.q_proj(x).view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
+        k = self.k_proj(x).view(b, n, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        v = self.v_proj(x).view(b, n, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        return q, k, v
+
+
+class GemmaMLP(nn.Module):
+    """GeGLU MLP: ``down_proj(gelu_tanh(gate_proj(x)) * up_proj(x))``, (B, L, D) -> (B, L, D)."""
+
+    def __init__(self, cfg: GemmaConfig):
+        super().__init__()
+        lora = {"rank": cfg.lora_rank, "alpha": cfg.lora_alpha}
+        self.gate_proj = LoRALinear(cfg.width, cfg.mlp_dim, bias=False, **lora)
+        self.up_proj = LoRALinear(cfg.width, cfg.mlp_dim, bias=False, **lora)
+        self.down_proj = LoRALinear(cfg.mlp_dim, cfg.width, bias=False, **lora)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(F.gelu(self.gate_proj(x), approximate="tanh") * self.up_proj(x))
+
+
+class GemmaLayer(nn.Module):
+    """One decoder layer's parameters (HF key names: ``input_layernorm``, ``self_attn``, ``post_attention_layernorm``,
+    ``mlp``); ``cond_dim`` makes both norms adaptive (pi0.5 expert)."""
+
+    def __init__(self, cfg: GemmaConfig, cond_dim: int | None = None):
+        super().__init__()
+        self.input_layernorm = RMSNorm(cfg.width, cfg.rms_norm_eps, cond_dim)
+        self.self_attn = GemmaAttention(cfg)
+        self.post_attention_layernorm = RMSNorm(cfg.width, cfg.rms_norm_eps, cond_dim)
+        self.mlp = GemmaMLP(cfg)
+
+
+class GemmaStack(nn.Module):
+    """A Gemma decoder: optional token embedding, ``depth`` layers, final norm.
+
+    The token embedding (``embed_tokens``, only on the language model) multiplies by sqrt(width) as in Gemma.
+    """
+
+    def __init__(self, cfg: GemmaConfig, *, with_embedding: bool, cond_dim: int | None = None):
+        super().__init__()
+        self.cfg = cfg
+        if with_embedding:
+            self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.width)
+        self.layers = nn.ModuleList(GemmaLayer(cfg, cond_dim) for _ in range(cfg.depth))
+        self.norm = RMSNorm(cfg.width, cfg.rms_norm_eps, cond_dim)
+
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """int64 token ids (B, L) -> embeddings (B, L, D) scaled by sqrt(D) (in the embedding's dtype)."""
+        emb = self.embed_tokens(tokens)
+        return emb * torch.tensor(self.cfg.width**0.5, dtype=emb.dtype)
+
+
+def _gated(residual: torch.Tensor, branch: torch.Tensor, gate: torch.Tensor | None) -> torch.Tensor:
+    return residual + branch if gate is None else residual + branch * gate
+
+
+def decoder_layer(
+    layers: Sequence[GemmaLayer],
+    hiddens: Sequence[torch.Tensor],
+    conds: Sequence[torch.Tensor | None],
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    mask: torch.Tensor,
+    past: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[list[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """One layer of jointly attending streams (pi0's mixture of transformers).
+
+    Args:
+        layers: the layer of each stream (e.g. [language model layer, expert layer]).
+        hiddens: hidden states of each stream, (B, L_i, D_i); the streams' tokens are concatenated in this order.
+        conds: adaptive-norm condition of each stream (B, cond_dim) or None.
+        cos, sin: rotary tables for the concatenated tokens, (B, 1, L, E) with L = sum(L_i).
+        mask: bool (B, L, S): True where query token attends key token; S = cached tokens + L.
+        past: cached (keys, values) (B, K, S - L, E) of earlier tokens (the prefix), prepended to this call's keys.
+
+    Returns:
+        (new hidden states per stream, (keys, values) of this call's tokens after rotary, (B, K, L, E)).
+    """
+    qs, ks, vs, gates = [], [], [], []
+    for layer, h, c in zip(layers, hiddens, conds, strict=True):
+        x, gate = layer.input_layernorm(h, c)
+        q, k, v = layer.self_attn.project(x)
+        qs.append(q), ks.append(k), vs.append(v), gates.append(gate)
+    q, k, v = torch.cat(qs, dim=2), torch.cat(ks, dim=2), torch.cat(vs, dim=2)  # (B, N|K, L, E)
+    q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+    new_kv = (k, v)
+    if past is not None:
+        k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)  # (B, K, S, E)
+    attn = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None], enable_gqa=True)  # (B, N, L, E)
+    b, n, length, e = attn.shape
+    attn = attn.transpose(1, 2).reshape(b, length, n * e)  # (B, L, N*E)
+    outputs, start = [], 0
+    for layer, h, c, gate in zip(layers, hiddens, conds, gates, strict=True):
+        end = start + h.shape[1]
+        out = layer.self_attn.o_proj(attn[:, start:end].to(h.dtype))
+        h = _gated(h, out, gate)
+        x, gate2 = layer.post_attention_layernorm(h, c)
+        outputs.append(_gated(h, layer.mlp(x), gate2))
+        start = end
+    return outputs, new_kv

@@ -1,0 +1,137 @@
+"""Build the policy and the training data of a run from its :class:`~depi.train.config.TrainConfig`.
+
+The policy comes from the policy registry (``--policy.type``), optionally filled with pretrained weights
+(``--policy.path``). The data is the mixture (:class:`~depi.datasets.mixture.MultiLeRobotDataset`), its
+per-embodiment normalization stats (computed exactly, cached under the run folder) and the standard
+pi0 / pi0.5 transform pipeline applied in the DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+from torch.utils.data import Dataset
+
+from depi.datasets.mixture import MultiLeRobotDataset
+from depi.datasets.sampler import MixtureSampler
+from depi.datasets.stats import compute_group_stats
+from depi.datasets.stats_cli import group_inputs
+from depi.policies.registry import make_policy
+from depi.train.config import TrainConfig
+from depi.transforms.base import TransformGroup
+from depi.transforms.norm_stats import NormStats
+from depi.transforms.pipeline import TransformsConfig, make_pipeline
+
+logger = logging.getLogger(__name__)
+
+
+def build_policy(cfg: TrainConfig) -> nn.Module:
+    """The policy of ``cfg.policy``, with the weights of ``cfg.pretrained_path`` when set.
+
+    Pretrained weights load by key mapping (depi, lerobot or PaliGemma layouts, detected); tensors whose
+    shape differs are re-initialised and listed in the logged load report.
+    """
+    policy = make_policy(cfg.policy)
+    if cfg.pretrained_path is not None:
+        from depi.policies.pi0.weights import load_weights
+
+        report = load_weights(policy, cfg.pretrained_path)
+        logger.info("Loaded pretrained weights from %s: %s", cfg.pretrained_path, report)
+    return policy
+
+
+class TransformedDataset(Dataset):
+    """``dataset[i]`` passed through the input pipeline (runs inside the DataLoader workers)."""
+
+    def __init__(self, dataset: Dataset, transforms: TransformGroup) -> None:
+        self.dataset = dataset
+        self.transforms = transforms
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.transforms.inputs(self.dataset[index])
+
+
+@dataclass
+class MixtureTrainData:
+    """The mixture as :class:`depi.train.data.TrainData`."""
+
+    dataset: TransformedDataset
+    sampler: MixtureSampler
+    dataset_names: list[str]
+    transforms: TransformGroup
+    norm_stats: dict[str, dict[str, NormStats]]
+    manifest: dict[str, Any]
+
+
+def transforms_config(cfg: TrainConfig) -> TransformsConfig:
+    """The transform pipeline settings of a run (model type from the policy, the rest from ``--transforms``).
+
+    Raises:
+        ValueError: ``--transforms.tokenizer_path`` is not set.
+    """
+    spec = cfg.transforms
+    if spec.tokenizer_path is None:
+        raise ValueError(
+            "--transforms.tokenizer_path is not set: pass the local path of PaliGemma's SentencePiece model "
+            "(paligemma_tokenizer.model, see docs) to tokenize the prompts."
+        )
+    return TransformsConfig(
+        model_type=cfg.policy.type,
+        tokenizer_path=spec.tokenizer_path,
+        norm_mode=spec.norm_mode,
+        clip_quantiles=spec.clip_quantiles,
+        max_token_len=cfg.policy.max_token_len,
+    )
+
+
+def build_train_data(cfg: TrainConfig, run_dir: Path, accelerator) -> MixtureTrainData:
+    """Index the mixture, compute (or reuse) its norm stats, and wrap it in the transform pipeline.
+
+    The main process indexes and computes the stats first (written to ``<run_dir>/norm_stats``); the other
+    processes then reuse them from that cache. Returns this rank's :class:`MixtureTrainData`.
+
+    Raises:
+        RuntimeError / ValueError / FileNotFoundError: from the mixture (too few usable datasets, bad selection)
+            or the transforms (missing tokenizer, stats without quantiles in quantile mode).
+    """
+    with accelerator.main_process_first():
+        mixture = MultiLeRobotDataset(cfg.dataset, verbose=accelerator.is_main_process)
+        norm_stats = compute_group_stats(group_inputs(mixture.index), Path(run_dir) / "norm_stats")
+    transforms = make_pipeline(transforms_config(cfg), norm_stats)
+    sampler = mixture.make_sampler(
+        rank=accelerator.process_index, world_size=accelerator.num_processes, batch_size=cfg.batch_size
+    )
+    manifest = {
+        "control_fps": cfg.dataset.control_fps,
+        "action_horizon": cfg.dataset.action_horizon,
+        "weighting": cfg.dataset.weighting,
+        "seed": cfg.dataset.seed,
+        "datasets": [
+            {
+                "repo_id": entry.repo_id,
+                "root": str(entry.root),
+                "codebase_version": entry.codebase_version,
+                "fps": entry.fps,
+                "frames": int(mixture.index.num_frames[i]),
+                "embodiment": entry.embodiment,
+                "weight": float(mixture.weights[i]),
+            }
+            for i, entry in enumerate(mixture.index.entries)
+        ],
+        "excluded": [{"repo_id": x.repo_id, "reason": x.reason} for x in mixture.index.excluded],
+    }
+    return MixtureTrainData(
+        dataset=TransformedDataset(mixture, transforms),
+        sampler=sampler,
+        dataset_names=mixture.repo_ids,
+        transforms=transforms,
+        norm_stats=norm_stats,
+        manifest=manifest,
+    )

@@ -1,0 +1,282 @@
+"""The training loop, read top to bottom: setup -> train -> save_checkpoint -> cleanup.
+
+Runs as one process or under ``accelerate launch`` / ``torchrun`` (DDP, one or many nodes). The policy and the data come in through narrow protocols (:class:`TrainablePolicy`,
+:class:`depi.train.data.TrainData`); bookkeeping lives in ``optim``, ``checkpoint`` and ``metrics``.
+
+Notation: B = ``batch_size`` (per process, per micro-batch), G = ``gradient_accumulation_steps``, W = number
+of processes; one optimizer step consumes a global batch of B * G * W samples.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import (
+    DistributedDataParallelKwargs,
+    DistributedType,
+    TorchDynamoPlugin,
+    broadcast_object_list,
+    send_to_device,
+    set_seed,
+)
+from torch import nn
+from tqdm.auto import tqdm
+
+from depi.constants import DATASET_INDEX
+from depi.train import checkpoint as ckpt
+from depi.train.config import TrainConfig
+from depi.train.data import TrainData, build_dataloader
+from depi.train.metrics import MetricsLogger, PerDatasetLoss, mfu, peak_flops
+from depi.train.optim import EMA, build_optimizer, build_scheduler, clip_grad_norm
+
+logger = logging.getLogger(__name__)
+
+PER_SAMPLE_LOSS = "per_sample_loss"
+"""Key of the (B,) per-sample losses in the metrics dict of ``compute_loss``, used for per-dataset loss."""
+
+
+@runtime_checkable
+class TrainablePolicy(Protocol):
+    """What the loop needs from a policy (``depi.policies.pi0.PI0Policy`` is one); it is an ``nn.Module``.
+
+    ``compute_loss(batch)`` takes a collated canonical batch (see ARCHITECTURE.md) and returns the scalar
+    flow-matching loss and a dict of metrics, optionally holding ``per_sample_loss`` (B,). A policy may also
+    provide ``flops_per_sample() -> float`` (training FLOPs of one sample) for the MFU metric.
+    """
+
+    def compute_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...
+
+    def save_pretrained(self, directory: str | Path) -> None: ...
+
+
+class _LossModule(nn.Module):
+    """Routes ``forward`` to ``policy.compute_loss`` so DDP's gradient hooks and autocast see the call."""
+
+    def __init__(self, policy: nn.Module) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return self.policy.compute_loss(batch)
+
+
+@dataclass
+class TrainResult:
+    """Where a finished run left its outputs.
+
+    Attributes:
+        run_dir: The run folder.
+        checkpoint: The last checkpoint folder (its ``model/`` is what evaluation loads).
+        plot: The loss/lr plot (PNG).
+        step: Optimizer steps done.
+        losses: Mean training loss of each optimizer step run by this call (all ranks averaged at log steps).
+    """
+
+    run_dir: Path
+    checkpoint: Path
+    plot: Path | None
+    step: int
+    losses: list[float]
+
+
+def make_accelerator(cfg: TrainConfig) -> Accelerator:
+    """The Accelerator of a run: DDP without unused-parameter search, bf16 autocast on GPU under ``auto``.
+
+    On a host without GPU, several processes (``torchrun --nproc_per_node N`` or ``accelerate launch --cpu
+    --num_processes N``) train with DDP over gloo.
+    """
+    precision = cfg.mixed_precision
+    if precision == "auto":
+        precision = "bf16" if torch.cuda.is_available() else "no"
+    return Accelerator(
+        cpu=not torch.cuda.is_available(),  # lets torchrun / accelerate launch run DDP over gloo on CPU hosts
+        mixed_precision=precision,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=cfg.find_unused_parameters)],
+        dynamo_plugin=TorchDynamoPlugin(backend="inductor") if cfg.compile else None,
+    )
+
+
+def train(cfg: TrainConfig, *, policy: nn.Module | None = None, data: TrainData | None = None) -> TrainResult:
+    """Train ``policy`` on ``data`` as ``cfg`` says; build them from ``cfg`` when not given.
+
+    Returns the run's :class:`TrainResult`.
+
+    Raises:
+        FileNotFoundError: ``cfg.resume`` is set and the run folder has no complete checkpoint.
+        FileExistsError: ``cfg.resume`` is not set and the run folder already holds checkpoints.
+        ValueError: the launch uses FSDP (see :func:`make_accelerator`).
+        TypeError: ``policy`` lacks ``compute_loss``/``save_pretrained`` or ``data`` lacks a TrainData field.
+    """
+    # ---------------------------------------------------------------- setup
+    accelerator = make_accelerator(cfg)
+    if accelerator.distributed_type == DistributedType.FSDP:
+        raise ValueError(
+            "depi-train writes checkpoints through the policy's save_pretrained on the main process, which needs "
+            "the full (unsharded) weights there; FSDP shards them. Launch with DDP instead "
+            "(configs/accelerate/ddp.yaml): a full fine-tune of the 3B policy fits an 80 GB GPU with bf16 "
+            "autocast and --policy.gradient_checkpointing=true."
+        )
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True)
+    run_dir = Path(broadcast_object_list([str(cfg.run_dir())])[0])
+    resume_from = ckpt.latest_checkpoint(run_dir) if cfg.resume else None
+    if cfg.resume and resume_from is None:
+        raise FileNotFoundError(f"--resume=true but {run_dir / ckpt.CHECKPOINTS_DIR} holds no complete checkpoint.")
+    if not cfg.resume and ckpt.latest_checkpoint(run_dir) is not None:
+        raise FileExistsError(
+            f"{run_dir} already holds checkpoints of a run: pass --resume=true to continue it, or another "
+            "--output_dir to start a new one."
+        )
+    if accelerator.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+
+    set_seed(cfg.seed)  # identical initial weights on every rank
+    if policy is None or data is None:
+        from depi.train.factory import (  # the whole data stack: only when needed
+            build_policy,
+            build_train_data,
+        )
+
+        policy = policy if policy is not None else build_policy(cfg)
+        data = data if data is not None else build_train_data(cfg, run_dir, accelerator)
+    if not isinstance(policy, TrainablePolicy):
+        raise TypeError(f"{type(policy).__name__} must provide compute_loss(batch) and save_pretrained(directory).")
+    if not isinstance(data, TrainData):
+        raise TypeError(f"{type(data).__name__} must provide the TrainData fields (see depi.train.data.TrainData).")
+    optimizer = build_optimizer(policy, cfg.optim)
+    scheduler = build_scheduler(optimizer, cfg.optim)
+    ema = EMA(policy, cfg.optim.ema_decay) if cfg.optim.ema_decay is not None else None
+    set_seed(cfg.seed, device_specific=True)  # per-rank flow-matching noise and time
+    start_step = 0
+    if resume_from is not None:
+        start_step, sampler_state = ckpt.load_checkpoint(
+            resume_from, accelerator=accelerator, policy=policy, optimizer=optimizer, scheduler=scheduler, ema=ema
+        )
+        data.sampler.load_state_dict(sampler_state)
+    model, optimizer = accelerator.prepare(_LossModule(policy), optimizer)
+    loader = build_dataloader(
+        data, batch_size=cfg.batch_size, num_workers=cfg.num_workers, seed=cfg.seed, rank=accelerator.process_index
+    )
+    metrics_log, wandb_run = None, None
+    if accelerator.is_main_process:
+        wandb_run = _start_wandb(cfg, run_dir) if cfg.wandb.enable else None
+        metrics_log = MetricsLogger(run_dir, resume_step=start_step if resume_from else None, wandb_run=wandb_run)
+    per_dataset = PerDatasetLoss(data.dataset_names)
+    global_batch = cfg.batch_size * cfg.gradient_accumulation_steps * accelerator.num_processes
+    flops = getattr(policy, "flops_per_sample", None)
+    peak = peak_flops(accelerator.device)
+
+    # ---------------------------------------------------------------- train
+    batches = iter(loader)
+    consumed = 0  # samples this rank trained on since this call started (for the sampler state)
+    losses: list[float] = []
+    last_checkpoint = resume_from
+    progress = tqdm(total=cfg.steps, initial=start_step, disable=not accelerator.is_local_main_process, desc="train")
+    model.train()
+    for step in range(start_step + 1, cfg.steps + 1):  # ``step`` = optimizer steps done after this iteration
+        step_start, data_wait = time.perf_counter(), 0.0
+        window_loss = torch.zeros((), device=accelerator.device)
+        for _ in range(cfg.gradient_accumulation_steps):
+            wait_start = time.perf_counter()
+            batch = next(batches)  # blocks while the workers are behind: that is the data-wait time
+            data_wait += time.perf_counter() - wait_start
+            batch = send_to_device(batch, accelerator.device)
+            # Inside accumulate(), DDP skips the gradient all-reduce (no_sync) except on the window's last
+            # micro-batch, and accelerator.backward divides the loss by G.
+            with accelerator.accumulate(model):
+                loss, info = model(batch)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    grad_norm = clip_grad_norm(model, cfg.optim.grad_clip_norm, accelerator)
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+            window_loss += loss.detach() / cfg.gradient_accumulation_steps
+            if PER_SAMPLE_LOSS in info and DATASET_INDEX in batch:
+                per_dataset.add(batch[DATASET_INDEX], info[PER_SAMPLE_LOSS])
+            elif cfg.per_dataset_loss_freq and step == start_step + 1:
+                logger.warning(
+                    "Per-dataset loss is off: %s.compute_loss returns no %r (B,) in its metrics, or the batch has "
+                    "no %r.", type(policy).__name__, PER_SAMPLE_LOSS, DATASET_INDEX,
+                )
+        if not accelerator.sync_gradients:
+            raise RuntimeError("The accumulation window ended without a gradient sync; the optimizer did not step.")
+        lr = optimizer.param_groups[0]["lr"]
+        scheduler.step()  # once per optimizer step, never per micro-batch
+        if ema is not None:
+            ema.update(policy)
+        consumed += cfg.batch_size * cfg.gradient_accumulation_steps
+        step_time = time.perf_counter() - step_start
+
+        values: dict[str, float] = {}
+        if step % cfg.log_freq == 0 or step == cfg.steps:
+            mean_loss = accelerator.reduce(window_loss, reduction="mean").item()
+            losses.append(mean_loss)
+            values = {"loss": mean_loss, "lr": lr, "grad_norm": float(grad_norm), "step_time_s": step_time,
+                      "data_wait_s": data_wait, "samples_per_s": global_batch / step_time}
+            if flops is not None and peak is not None:
+                values["mfu"] = mfu(flops(), global_batch / step_time, accelerator.num_processes, peak)
+            progress.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", step_s=f"{step_time:.2f}",
+                                 wait_s=f"{data_wait:.2f}")
+        if cfg.per_dataset_loss_freq and step % cfg.per_dataset_loss_freq == 0:
+            values.update(per_dataset.report(lambda t: accelerator.reduce(t.to(accelerator.device), "sum").cpu()))
+        if values and metrics_log is not None:
+            metrics_log.log(step, values)
+        progress.update(1)
+
+        # ------------------------------------------------------------ save_checkpoint
+        if step % cfg.save_freq == 0 or step == cfg.steps:
+            contents = ckpt.CheckpointContents(
+                step=step, config=cfg, sampler_state=data.sampler.state_dict(consumed), transforms=data.transforms,
+                norm_stats=data.norm_stats, manifest=data.manifest,
+            )
+            last_checkpoint = ckpt.save_checkpoint(
+                run_dir, contents, accelerator=accelerator, policy=accelerator.unwrap_model(model).policy,
+                optimizer=optimizer.optimizer, scheduler=scheduler, ema=ema,
+            )
+            if accelerator.is_main_process:
+                ckpt.prune_checkpoints(run_dir, cfg.keep_last, cfg.keep_period)
+            accelerator.wait_for_everyone()
+
+    # ---------------------------------------------------------------- cleanup
+    progress.close()
+    plot = None
+    if metrics_log is not None:
+        plot = metrics_log.plot()
+        _print_summary(run_dir, last_checkpoint, plot, cfg.steps, policy)
+    if wandb_run is not None:
+        wandb_run.finish()
+    accelerator.end_training()
+    return TrainResult(run_dir=run_dir, checkpoint=last_checkpoint, plot=plot, step=cfg.steps, losses=losses)
+
+
+def _start_wandb(cfg: TrainConfig, run_dir: Path) -> Any:
+    import draccus
+    import wandb
+
+    return wandb.init(
+        project=cfg.wandb.project, entity=cfg.wandb.entity, mode=cfg.wandb.mode, dir=str(run_dir),
+        name=run_dir.name, config=draccus.encode(cfg),
+    )
+
+
+def _print_summary(run_dir: Path, checkpoint: Path | None, plot: Path, steps: int, policy: nn.Module) -> None:
+    model_dir = checkpoint / ckpt.MODEL_DIR if checkpoint else None
+    policy_class = f"{type(policy).__module__}.{type(policy).__name__}"
+    print(
+        f"\nTraining done: {steps} optimizer steps.\n"
+        f"  run folder:   {run_dir}\n"
+        f"  checkpoint:   {checkpoint}\n"
+        f"  metrics:      {run_dir / 'metrics.jsonl'}\n"
+        f"  loss/lr plot: {plot}\n"
+        f"  load it:      {policy_class}.from_pretrained('{model_dir}') with "
+        f"depi.transforms.base.TransformGroup.load('{checkpoint}') for its inputs/outputs\n"
+        f"  fine-tune it: depi-train --policy.path={model_dir} --dataset.repo_id=<owner/name>\n"
+        f"  resume it:    depi-train --resume=true --output_dir={run_dir} --steps=<more steps>\n"
+    )
