@@ -18,9 +18,14 @@ Steps (each timed in a fresh subprocess so that peak RSS is the step's own):
    linearly to all datasets.
 4. Samples/s with a 2-worker DataLoader: depi's mixture over ``--video-datasets`` small v3.0 datasets with
    real video cameras (written with :class:`depi.datasets.writer.DatasetWriter`) vs lerobot's
-   ``LeRobotDataset`` reading the same frames (same action horizon, same cameras decoded).
+   ``LeRobotDataset`` reading the same frames (same global frame indices, same action horizon, the same two
+   cameras decoded, both with their default decoder, named in the table). depi does more per sample: it
+   also resizes each camera to 224x224 with padding. Each side runs ``REPEATS`` passes, the best counts.
 
-Prints a comparison table with ratios.
+Prints a comparison table with ratios and the 1-minute load average before each timed side (the numbers
+are only comparable on a quiet machine), and the CPU time per sample of each side read in one process with
+one torch thread (what a DataLoader worker spends; robust to other load). ``--only-samples`` skips steps
+1-3.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from mixture_datasets import generate, write_video_datasets
 REPO = Path(__file__).resolve().parents[1]
 LEROBOT_PYTHON = REPO / ".venv-lerobot" / "bin" / "python"
 REPEATS = 3  # sample-throughput passes per side; the best is reported (the machine may be shared)
+CPU_WARMUP = 64  # samples read before the single-process CPU-time measurement
 
 
 # --- timed children ----------------------------------------------------------------------------------------
@@ -69,26 +75,42 @@ def child_depi_samples(root: Path, ids_file: Path, num_samples: int, horizon: in
     from torch.utils.data import DataLoader
 
     from depi.datasets.config import DatasetConfig
-    from depi.datasets.mixture import MultiLeRobotDataset
+    from depi.datasets.mixture import MultiLeRobotDataset, worker_init
+    from depi.datasets.video import default_video_backend
 
     mixture = MultiLeRobotDataset(
         DatasetConfig(repo_ids=str(ids_file), root=str(root), action_horizon=horizon), verbose=False
     )
+    if mixture.repo_ids != json.loads(ids_file.read_text()):  # global index g must name the same frame
+        raise RuntimeError(f"mixture order {mixture.repo_ids} differs from the id list {ids_file}")
     indices = np.random.default_rng(0).integers(len(mixture), size=num_samples + 64).tolist()
+    load = os.getloadavg()[0]
     rates = []
     for _ in range(REPEATS):
-        loader = DataLoader(mixture, batch_size=8, sampler=indices, num_workers=2, collate_fn=len)
+        loader = DataLoader(
+            mixture, batch_size=8, sampler=indices, num_workers=2, collate_fn=len, worker_init_fn=worker_init
+        )
         seen, t0 = 0, 0.0
         for i, n in enumerate(loader):
             if i == 8:  # after 64 warm-up samples (workers started, sources opened)
                 t0, seen = time.perf_counter(), 0
             seen += n
         rates.append(seen / (time.perf_counter() - t0))
+    torch.set_num_threads(1)  # as in a DataLoader worker
+    for i in indices[:CPU_WARMUP]:
+        mixture[i]
+    t0 = time.process_time()
+    for i in indices[CPU_WARMUP:]:
+        mixture[i]
+    cpu_ms = (time.process_time() - t0) * 1000 / (len(indices) - CPU_WARMUP)
     return {
         "samples_per_s": max(rates),
         "all_samples_per_s": rates,
+        "cpu_ms_per_sample": cpu_ms,
         "indices": indices,
         "torch": torch.__version__,
+        "decoder": default_video_backend(),
+        "load_avg": load,
     }
 
 
@@ -107,6 +129,7 @@ if args["mode"] == "index":
 else:
     import torch
     from torch.utils.data import ConcatDataset, DataLoader
+    load = os.getloadavg()[0]
     parts = []
     for repo_id in args["ids"]:
         fps = LeRobotDataset(repo_id, root=os.path.join(args["root"], repo_id)).fps
@@ -122,8 +145,16 @@ else:
                 t0, seen = time.perf_counter(), 0
             seen += n
         rates.append(seen / (time.perf_counter() - t0))
-    out = {"samples_per_s": max(rates), "all_samples_per_s": rates,
-           "version": __import__("lerobot").__version__}
+    torch.set_num_threads(1)
+    dataset = ConcatDataset(parts)
+    for i in args["indices"][:args["cpu_warmup"]]:
+        dataset[i]
+    t0 = time.process_time()
+    for i in args["indices"][args["cpu_warmup"]:]:
+        dataset[i]
+    cpu_ms = (time.process_time() - t0) * 1000 / (len(args["indices"]) - args["cpu_warmup"])
+    out = {"samples_per_s": max(rates), "all_samples_per_s": rates, "load_avg": load, "cpu_ms_per_sample": cpu_ms,
+           "version": __import__("lerobot").__version__, "decoder": parts[0]._video_backend}
 print("RESULT " + json.dumps(out))
 """
 
@@ -152,6 +183,7 @@ def main() -> None:
     parser.add_argument("--child", choices=("depi-index", "depi-samples"))
     parser.add_argument("--root", type=Path)
     parser.add_argument("--ids", type=Path)
+    parser.add_argument("--only-samples", action="store_true", help="skip the index builds (steps 1-3)")
     args = parser.parse_args()
     if args.child == "depi-index":
         print("RESULT " + json.dumps(child_depi_index(args.root, args.ids)))
@@ -161,14 +193,24 @@ def main() -> None:
         return
 
     args.workdir.mkdir(parents=True, exist_ok=True)
+    env = {"PYTHONPATH": str(REPO / "src"), "DEPI_CACHE": str(args.workdir / "depi_cache")}
+    have_lerobot = LEROBOT_PYTHON.is_file()
+    skipped = {"error": "skipped (--only-samples)"}
+    depi_index, lerobot_index, lerobot_warm, compatible = skipped, skipped, skipped, []
+    if not args.only_samples:
+        depi_index, lerobot_index, lerobot_warm, compatible = run_index_steps(args, env, have_lerobot)
+    video_ids, video_root = write_video_datasets(args.workdir, args.video_datasets)
+    depi_samples, lerobot_samples = sample_steps(args, env, have_lerobot, video_ids, video_root)
+    print_table(args, depi_index, lerobot_index, lerobot_warm, len(compatible), depi_samples, lerobot_samples)
+
+
+def run_index_steps(args, env: dict, have_lerobot: bool) -> tuple[dict, dict, dict, list[str]]:
+    """Steps 1-3: generate the datasets, time depi's index build, then lerobot's (cold and warm cache)."""
     t0 = time.perf_counter()
     ids, broken, root = generate(args.workdir, args.num_datasets)
     print(f"datasets ready in {time.perf_counter() - t0:.0f} s under {root}")
     ids_file = args.workdir / "ids.json"
-    env = {"PYTHONPATH": str(REPO / "src"), "DEPI_CACHE": str(args.workdir / "depi_cache")}
     depi_index = run_child(_self("--child", "depi-index", "--root", str(root), "--ids", str(ids_file)), env)
-
-    have_lerobot = LEROBOT_PYTHON.is_file()
     compatible = []
     broken_set = set(broken)
     for repo_id in (r for r in ids if r not in broken_set):
@@ -187,8 +229,13 @@ def main() -> None:
         lerobot_warm = run_child(
             [str(LEROBOT_PYTHON), "-c", LEROBOT_CHILD, payload], {"HF_DATASETS_CACHE": str(hf_cache)}
         )
+    return depi_index, lerobot_index, lerobot_warm, compatible
 
-    video_ids, video_root = write_video_datasets(args.workdir, args.video_datasets)
+
+def sample_steps(
+    args, env: dict, have_lerobot: bool, video_ids: list[str], video_root: Path
+) -> tuple[dict, dict]:
+    """Step 4: samples/s of depi's mixture and of lerobot's datasets over the same frames."""
     video_ids_file = args.workdir / "video_ids.json"
     video_ids_file.write_text(json.dumps(video_ids))
     depi_samples = run_child(
@@ -215,6 +262,7 @@ def main() -> None:
                 "root": str(video_root),
                 "indices": depi_samples["indices"],
                 "repeats": REPEATS,
+                "cpu_warmup": CPU_WARMUP,
                 "horizon": args.horizon,
             }
         )
@@ -222,7 +270,7 @@ def main() -> None:
             [str(LEROBOT_PYTHON), "-c", LEROBOT_CHILD, payload],
             {"HF_DATASETS_CACHE": str(args.workdir / "hf_datasets_cache")},
         )
-    print_table(args, depi_index, lerobot_index, lerobot_warm, len(compatible), depi_samples, lerobot_samples)
+    return depi_samples, lerobot_samples
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -245,7 +293,7 @@ def print_table(
         ("depi samples", depi_samples),
         ("lerobot samples", lerobot_samples),
     ):
-        if "error" in result:
+        if "error" in result and not (args.only_samples and "index" in name):
             print(f"{name} failed: {result['error']}")
     n = args.num_datasets
     d_s = depi_index.get("seconds")
@@ -279,12 +327,46 @@ def print_table(
             _fmt(l_sps, ".1f"),
             _fmt(None if d_sps is None or l_sps is None else d_sps / l_sps, ".2f") + "x",
         ),
+        (
+            "CPU ms/sample, 1 process, 1 torch thread (load-independent)",
+            _fmt(depi_samples.get("cpu_ms_per_sample"), ".2f"),
+            _fmt(lerobot_samples.get("cpu_ms_per_sample"), ".2f"),
+            _fmt(
+                None
+                if "cpu_ms_per_sample" not in depi_samples or "cpu_ms_per_sample" not in lerobot_samples
+                else lerobot_samples["cpu_ms_per_sample"] / depi_samples["cpu_ms_per_sample"],
+                ".2f",
+            )
+            + "x",
+        ),
+        (
+            "  all passes (samples/s)",
+            " ".join(format(r, ".0f") for r in depi_samples.get("all_samples_per_s", [])),
+            " ".join(format(r, ".0f") for r in lerobot_samples.get("all_samples_per_s", [])),
+            "",
+        ),
+        (
+            "  video decoder",
+            str(depi_samples.get("decoder", "n/a")),
+            str(lerobot_samples.get("decoder", "n/a")),
+            "",
+        ),
+        (
+            "  1-min load average before the run",
+            _fmt(depi_samples.get("load_avg"), ".2f"),
+            _fmt(lerobot_samples.get("load_avg"), ".2f"),
+            f"on {os.cpu_count()} cores",
+        ),
     ]
-    print(
-        f"\nkept {depi_index.get('kept')} / excluded {depi_index.get('excluded')} datasets, "
-        f"{depi_index.get('frames')} frames"
-    )
-    header = ("measure", "depi", "lerobot 0.6 MultiLeRobotDataset / LeRobotDataset", "ratio")
+    if args.only_samples:
+        rows = rows[3:]
+    else:
+        print(
+            f"\nkept {depi_index.get('kept')} / excluded {depi_index.get('excluded')} datasets, "
+            f"{depi_index.get('frames')} frames"
+        )
+    version = lerobot_samples.get("version", "0.6")
+    header = ("measure", "depi", f"lerobot {version} MultiLeRobotDataset / LeRobotDataset", "ratio")
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(4)]
     for row in (header, tuple("-" * w for w in widths), *rows):
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))

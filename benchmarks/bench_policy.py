@@ -8,7 +8,9 @@ of lerobot then depi, so that load from other processes hits both sides alike) o
 
 lerobot runs in its own Python 3.12 environment (``.venv-lerobot``) as a subprocess that builds its policy at the
 same sizes (``tests/policies/lerobot_side/pi0_reference.py``), saves it, times it on the same inputs and prints
-JSON; depi loads lerobot's checkpoint so both run identical weights. Prints a table with depi / lerobot ratios.
+JSON; depi loads lerobot's checkpoint so both run identical weights. Prints a table with lerobot / depi time
+ratios (speed-ups, > 1 means depi is faster): depi eager vs lerobot eager, and depi compiled with ``torch.compile`` vs lerobot eager (compile time excluded, one warm-up call), plus the load
+average so that runs on a busy machine can be recognised.
 
 Usage::
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -66,6 +69,7 @@ def make_spec(args: argparse.Namespace, out_dir: Path) -> dict:
         "num_steps": args.num_steps,
         "repeats": args.repeats,
         "threads": args.threads,
+        "compile": args.compile,
     }
 
 
@@ -91,13 +95,14 @@ def make_inputs(spec: dict, batch_size: int, cameras: int, prompt_len: int) -> d
     return inputs
 
 
-def timed(fn, repeats: int) -> tuple[float, float]:
-    """(wall seconds, process CPU seconds) of the fastest of ``repeats`` calls after one warm-up call.
+def timed(fn, repeats: int, warmup: int = 1) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds) of the fastest of ``repeats`` calls after ``warmup`` calls.
 
     The minimum is the least disturbed by other load; CPU seconds (all threads of this process) are reported too
     because on a shared machine they vary much less than wall time.
     """
-    fn()
+    for _ in range(warmup):
+        fn()
     walls, cpus = [], []
     for _ in range(repeats):
         wall, cpu = time.perf_counter(), time.process_time()
@@ -185,21 +190,28 @@ def run_depi_side(spec: dict, inputs: dict[str, torch.Tensor]) -> dict:
         ACTION_DIM_MASK: dim_mask,
     }
     policy.train()
+    noise, time_ = inputs["noise"], inputs["time"]
+    loss_fns = {"eager": policy.compute_loss}
+    sample_fns = {"eager": policy.sample_actions}
+    if spec["compile"]:
+        loss_fns["compiled"] = torch.compile(policy.compute_loss)
+        sample_fns["compiled"] = torch.compile(policy.sample_actions)
+    result = {"params": sum(p.numel() for p in policy.parameters())}
+    for mode, loss_fn in loss_fns.items():
 
-    def train_step() -> None:
-        policy.zero_grad(set_to_none=True)
-        policy.compute_loss(batch, noise=inputs["noise"], time=inputs["time"])[0].backward()
+        def train_step(loss_fn=loss_fn) -> None:
+            policy.zero_grad(set_to_none=True)
+            loss_fn(batch, noise=noise, time=time_)[0].backward()
 
-    train_s, train_cpu = timed(train_step, spec["repeats"])
+        warmup = 3 if mode == "compiled" else 1  # inductor finishes compiling over the first calls
+        wall, cpu = timed(train_step, spec["repeats"], warmup)
+        result[f"train_step_s_{mode}"], result[f"train_step_cpu_s_{mode}"] = wall, cpu
     policy.eval()
-    infer_s, infer_cpu = timed(lambda: policy.sample_actions(batch, noise=inputs["noise"]), spec["repeats"])
-    return {
-        "train_step_s": train_s,
-        "train_step_cpu_s": train_cpu,
-        "inference_s": infer_s,
-        "inference_cpu_s": infer_cpu,
-        "params": sum(p.numel() for p in policy.parameters()),
-    }
+    for mode, sample_fn in sample_fns.items():
+        warmup = 3 if mode == "compiled" else 1
+        wall, cpu = timed(lambda sample_fn=sample_fn: sample_fn(batch, noise=noise), spec["repeats"], warmup)
+        result[f"inference_s_{mode}"], result[f"inference_cpu_s_{mode}"] = wall, cpu
+    return result
 
 
 def _best(runs: list[dict]) -> dict | None:
@@ -218,6 +230,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument(
+        "--no-compile", dest="compile", action="store_false", help="skip the torch.compile rows"
+    )
     parser.add_argument("--lerobot-python", default=str(REPO / ".venv-lerobot" / "bin" / "python"))
     parser.add_argument("--lerobot-side", metavar="SPEC", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -228,6 +243,7 @@ def main() -> None:
     from safetensors.torch import save_file
 
     torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         spec = make_spec(args, Path(tmp))
         inputs = make_inputs(spec, args.batch_size, args.cameras, args.prompt_len)
@@ -249,21 +265,27 @@ def main() -> None:
         if not lerobot_runs:
             print(f"lerobot env not found at {args.lerobot_python}; timing depi only.")
     lerobot, depi = _best(lerobot_runs), _best(depi_runs)
-
+    load = os.getloadavg()
     print(
         f"\n{args.variant} size={args.size} batch={args.batch_size} cameras={args.cameras} "
         f"horizon={args.horizon} num_steps={args.num_steps} threads={args.threads} device=cpu float32 "
-        f"params={depi['params']:,}"
+        f"params={depi['params']:,} load average before={load_before[0]:.2f} after={load[0]:.2f}"
     )
-    print(f"{'measure':<36}{'depi':>10}{'lerobot':>10}{'depi / lerobot':>16}")
+    print(
+        "lerobot runs eager; 'compiled' is depi under torch.compile (inductor), compile time and 3 warm-up calls excluded."
+    )
+    print(f"{'measure':<44}{'depi':>10}{'lerobot':>10}{'lerobot / depi':>16}")
+    modes = ["eager", "compiled"] if args.compile else ["eager"]
     for key, label in (
         ("train_step_s", "training step, wall s"),
         ("train_step_cpu_s", "training step, CPU s"),
         ("inference_s", "action chunk inference, wall s"),
         ("inference_cpu_s", "action chunk inference, CPU s"),
     ):
-        ref = f"{lerobot[key]:>10.4f}{depi[key] / lerobot[key]:>16.2f}" if lerobot else f"{'-':>10}{'-':>16}"
-        print(f"{label:<36}{depi[key]:>10.4f}{ref}")
+        for mode in modes:
+            ours = depi[f"{key}_{mode}"]
+            ref = f"{lerobot[key]:>10.4f}{lerobot[key] / ours:>15.2f}x" if lerobot else f"{'-':>10}{'-':>16}"
+            print(f"{label + f' ({mode})':<44}{ours:>10.4f}{ref}")
 
 
 if __name__ == "__main__":

@@ -243,3 +243,36 @@ def test_declared_dims_disagreeing_with_data_fail_fast(tmp_path, caplog):
         mixture[0]
     assert mixture.load_failures == 4
     assert "column 'action' has shape (6, 6); meta/info.json and the episode table say (6, 7)" in caplog.text
+
+
+class _ThreadsAndSample(torch.utils.data.Dataset):
+    """The mixture's sample plus the worker's torch thread count."""
+
+    def __init__(self, mixture):
+        self.mixture = mixture
+
+    def __len__(self):
+        return len(self.mixture)
+
+    def __getitem__(self, i):
+        return {"threads": torch.get_num_threads(), "image": self.mixture[i][IMAGE][BASE_CAMERA]}
+
+
+def test_training_dataloader_workers_use_one_torch_thread(hub, tmp_path):
+    from depi.datasets.mixture import worker_init
+    from depi.train.data import build_dataloader
+
+    mixture = MultiLeRobotDataset(config(hub, ["carol/slow"], tmp_path), verbose=False)
+    data = type("Data", (), {"dataset": _ThreadsAndSample(mixture), "sampler": list(range(6))})()
+    loader = build_dataloader(data, batch_size=3, num_workers=2, seed=0, rank=0)
+    assert loader.worker_init_fn is worker_init
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        batches = list(loader)
+    finally:
+        torch.set_num_threads(threads)
+    assert [b["threads"].tolist() for b in batches] == [[1, 1, 1], [1, 1, 1]]
+    expected = torch.stack([mixture[i][IMAGE][BASE_CAMERA] for i in range(6)])
+    assert torch.equal(torch.cat([b["image"] for b in batches]), expected)
+    assert build_dataloader(data, batch_size=3, num_workers=0, seed=0, rank=0).worker_init_fn is None

@@ -202,3 +202,113 @@ def test_real_reachy2_recording_excluded_with_reason_and_its_stats(tmp_path):
     state = np.array(table.column("observation.state").to_pylist(), dtype=np.float64)
     assert stats["state"].dim == 19 and len(state) == source.num_frames == 899
     np.testing.assert_array_equal(stats["state"].q99, np.quantile(state, 0.99, axis=0).astype(np.float32))
+
+
+def direct_delta_chunks(state, action, lengths, horizon, step, mask):
+    """Per (frame, chunk step), in plain loops: the action ``step`` frames ahead in the episode (linear
+    interpolation between frames, clamped to the last frame), minus the frame's state on the masked dims."""
+    rows, start = [], 0
+    for length in lengths:
+        for t in range(length):
+            for k in range(horizon):
+                pos = min(t + k * step, length - 1)
+                lo = int(np.floor(pos + 1e-9))
+                hi = min(lo + 1, length - 1)
+                frac = pos - lo
+                a = action[start + lo].astype(np.float64) * (1 - frac) + action[start + hi] * frac
+                a = a.astype(np.float32).astype(np.float64)
+                a[: len(mask)] -= np.where(mask, state[start + t, : len(mask)], 0.0)
+                rows.append(a)
+        start += length
+    return np.stack(rows)
+
+
+@pytest.mark.parametrize(("fps", "control_fps"), [(5.0, 5.0), (10.0, 4.0)])
+def test_delta_action_stats_equal_direct_numpy(tmp_path, fps, control_fps):
+    from depi.datasets.stats import DeltaStatsSpec
+
+    lengths = np.array([9, 4, 13])
+    rng = np.random.default_rng(3)
+    state = rng.normal(size=(lengths.sum(), 5)).astype(np.float32) * 3
+    action = rng.normal(size=(lengths.sum(), 4)).astype(np.float32)
+    mask = (True, False, True)
+    spec = DeltaStatsSpec(mask, action_horizon=6, control_fps=control_fps)
+    path = tmp_path / "a.parquet"
+    path.write_bytes(b"x")
+    columns = {"observation.state": state, "action": action}
+    item = StatsInput("test/a", [path], int(lengths.sum()), columns.__getitem__, lengths, fps)
+    stats = group_stats([item], delta=spec)["actions"]
+    ref = direct_delta_chunks(state, action, lengths, 6, fps / control_fps, mask)
+    assert ref.shape == (lengths.sum() * 6, 4)
+    np.testing.assert_allclose(stats.q01, np.quantile(ref, 0.01, axis=0), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(stats.q99, np.quantile(ref, 0.99, axis=0), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(stats.mean, ref.mean(axis=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(stats.std, ref.std(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(stats.min, ref.min(axis=0), rtol=1e-6)
+    # the unmasked dim 1 and the dim past the mask stay absolute; the state stats are unchanged
+    np.testing.assert_allclose(stats.max[3], ref[:, 3].max(), rtol=1e-6)
+    np.testing.assert_array_equal(
+        group_stats([item], delta=spec)["state"].mean, group_stats([item])["state"].mean
+    )
+
+
+def test_delta_action_stats_errors_and_cache_key(tmp_path):
+    from depi.datasets.stats import DeltaStatsSpec
+
+    a, _ = make_input(tmp_path, "a", 20, 3, 1)
+    spec = DeltaStatsSpec((True, True), action_horizon=4, control_fps=10.0)
+    with pytest.raises(ValueError, match="test/a.*episode_lengths and fps"):
+        group_stats([a], delta=spec)
+    a.episode_lengths, a.fps = np.array([20]), 10.0
+    with pytest.raises(ValueError, match="test/a.*mask covers 5 dims"):
+        group_stats([a], delta=DeltaStatsSpec((True,) * 5, 4, 10.0))
+    with pytest.raises(ValueError, match="sum to 19 frames but the columns have 20"):
+        a.episode_lengths = np.array([19])
+        group_stats([a], delta=spec)
+    a.episode_lengths = np.array([20])
+    with pytest.raises(ValueError, match="non-empty mask"):
+        DeltaStatsSpec((), 4, 10.0)
+    out = tmp_path / "stats"
+    absolute = compute_group_stats({"g": [a]}, out)
+    delta = compute_group_stats({"g": [a]}, out, delta=spec)  # new setting: recomputed, not reused
+    assert not np.array_equal(absolute["g"]["actions"].mean, delta["g"]["actions"].mean)
+    manifest = json.loads((out / MANIFEST_NAME).read_text())
+    assert manifest["delta"] == {"mask": [True, True], "action_horizon": 4, "control_fps": 10.0}
+    other = compute_group_stats({"g": [a]}, out, delta=DeltaStatsSpec((True, False), 4, 10.0))
+    assert not np.array_equal(other["g"]["actions"].mean, delta["g"]["actions"].mean)
+
+
+def test_depi_stats_delta_equals_what_the_pipeline_trains_on(tmp_path, monkeypatch):
+    """The stats of ``depi-stats --delta_action_mask`` equal those of the mixture's samples passed through
+    ``DeltaActions``, over every (frame, chunk step), padding steps included."""
+    from depi.datasets.config import DatasetConfig
+    from depi.datasets.mixture import MultiLeRobotDataset
+    from depi.datasets.stats_cli import main
+    from depi.transforms.actions import DeltaActions
+    from tests.datasets.factories import CameraSpec, DatasetSpec, make_lerobot_dataset
+
+    root = tmp_path / "lerobot"
+    cam = (CameraSpec("observation.images.top", storage="image", height=8, width=8),)
+    make_lerobot_dataset(root / "a/one", DatasetSpec(episode_lengths=(11, 6), fps=10, cameras=cam))
+    make_lerobot_dataset(root / "a/two", DatasetSpec(episode_lengths=(9,), fps=15, cameras=cam))
+    out = tmp_path / "stats"
+    mask = [True, True, True, False, True]
+    flags = [f"--dataset.root={root}", f"--dataset.annotations_dir={tmp_path}", "--dataset.control_fps=5"]
+    flags += ["--dataset.action_horizon=4", f"--output_dir={out}"]
+    monkeypatch.setattr("sys.argv", ["depi-stats", *flags, "--delta_action_mask=[true,true,true,false,true]"])
+    main()
+    stats = load_group_norm_stats(out, "so100/s6_a6")["actions"]
+    config = DatasetConfig(root=str(root), annotations_dir=str(tmp_path), control_fps=5.0, action_horizon=4)
+    mixture = MultiLeRobotDataset(config, verbose=False)
+    delta = DeltaActions(tuple(mask))
+    seen = []
+    for i in range(len(mixture)):
+        sample = mixture[i]
+        moved = delta({"state": sample["state"].numpy()[:6], "actions": sample["actions"].numpy()[:, :6]})
+        seen.append(np.asarray(moved["actions"], dtype=np.float64))
+    ref = np.concatenate(seen)
+    assert ref.shape == (26 * 4, 6)
+    np.testing.assert_allclose(stats.q01, np.quantile(ref, 0.01, axis=0), rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(stats.q99, np.quantile(ref, 0.99, axis=0), rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(stats.mean, ref.mean(axis=0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(stats.std, ref.std(axis=0), rtol=1e-5, atol=1e-5)

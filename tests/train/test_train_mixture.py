@@ -35,7 +35,7 @@ def mixture_root(tmp_path_factory) -> Path:
 def test_depi_train_on_two_datasets_then_resume(tmp_path: Path, mixture_root: Path) -> None:
     run = tmp_path / "run"
     flags = [
-        "--config_path=demo", f"--dataset.root={mixture_root}", "--dataset.weighting=uniform",
+        "--config_path=demo", "--demo_data=false", f"--dataset.root={mixture_root}", "--dataset.weighting=uniform",
         f"--transforms.tokenizer_path={make_tiny_sentencepiece(tmp_path / 'tok' / 'tokenizer.model')}",
         "--policy.action_horizon=4", "--policy.max_token_len=24", "--batch_size=2", "--num_workers=0",
         "--save_freq=2", "--log_freq=1", "--per_dataset_loss_freq=1", f"--output_dir={run}", "--seed=1",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -51,3 +52,28 @@ def test_lora_training_leaves_frozen_weights_untouched(tmp_path: Path) -> None:
     after = dict(policy.named_parameters())
     assert all(torch.equal(after[k], before[k]) for k in before if k not in trainable)
     assert any(not torch.equal(after[k], before[k]) for k in trainable)
+
+
+def test_pi0_logs_per_dataset_loss(tmp_path: Path) -> None:
+    cfg = toy_config(tmp_path / "run", steps=2, save_freq=2, batch_size=4, per_dataset_loss_freq=1)
+    _run(cfg, "tiny")
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 2
+    for record in records:
+        per_dataset = [record[k] for k in ("loss/sim/a", "loss/sim/b") if k in record]
+        assert per_dataset and all(v > 0 for v in per_dataset)
+    seen = {k for r in records for k in r if k.startswith("loss/")}
+    assert seen == {"loss/sim/a", "loss/sim/b"}
+
+
+def test_frozen_unused_parameters_get_no_gradient_and_all_trainable_ones_do() -> None:
+    torch.manual_seed(0)
+    policy = PI0Policy(make_config("tiny", action_horizon=HORIZON, max_token_len=TOKENS))
+    samples = CanonicalData().dataset
+    batch = torch.utils.data.default_collate([samples[i] for i in range(2)])
+    policy.compute_loss(batch)[0].backward()
+    for name, param in policy.named_parameters():
+        assert (param.grad is not None) == param.requires_grad, name
+    frozen = {n for n, p in policy.named_parameters() if not p.requires_grad}
+    assert "language_model.layers.1.mlp.up_proj.weight" in frozen and "language_model.norm.weight" in frozen
+    assert "language_model.layers.1.self_attn.k_proj.weight" not in frozen

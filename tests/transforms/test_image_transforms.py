@@ -120,3 +120,21 @@ def test_matches_openpi_pil_bilinear_resize_within_one_level(shape):
     diff = np.abs(ours.astype(np.int64) - expected)
     assert diff.max() <= 1
     assert diff.mean() < 0.3
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_uint8_downscale_matches_float_resize_within_one_level(channels_last):
+    """Downscaled uint8 images take torch's uint8 kernel; it agrees with the float32 round trip."""
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:240, 0:320]
+    smooth = np.stack([(xx * 0.7) % 255, (yy * 1.3) % 255, 128 + 100 * np.sin(xx / 9.0)]).astype(np.uint8)
+    noisy = rng.integers(0, 256, (3, 240, 320), dtype=np.uint8)
+    for array in (smooth, noisy):
+        image = torch.from_numpy(array)
+        if channels_last:  # how the video readers hand frames over: a (C, H, W) view of (H, W, C) memory
+            image = torch.from_numpy(np.ascontiguousarray(array.transpose(1, 2, 0))).permute(2, 0, 1)
+        fast = resize_with_pad(image, 224, 224)
+        slow = resize_with_pad(image.float(), 224, 224).round().clamp(0, 255).to(torch.uint8)
+        assert fast.dtype == torch.uint8 and fast.shape == (3, 224, 224) and fast.is_contiguous()
+        assert (fast.int() - slow.int()).abs().max() <= 1
+        assert torch.equal(fast[:, :28], torch.zeros(3, 28, 224, dtype=torch.uint8))  # 168 rows, centred

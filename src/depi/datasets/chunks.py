@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 # Query positions within this many frames of a recorded frame count as on it (float round-off).
-_EPS = 1e-6
+POSITION_EPS = 1e-6
 
 
 def chunk_positions(frame_in_episode: int, fps: float, control_fps: float, horizon: int) -> np.ndarray:
@@ -50,12 +50,12 @@ def resample_chunk(episode_actions: np.ndarray, positions: np.ndarray) -> tuple[
         raise ValueError("Cannot build an action chunk from an episode with no frames.")
     if positions.size and positions.min() < 0:
         raise ValueError(f"Chunk positions must be >= 0, found {positions.min()}.")
-    is_pad = positions > (length - 1) + _EPS
+    is_pad = positions > (length - 1) + POSITION_EPS
     clipped = np.clip(positions, 0.0, length - 1)
-    lo = np.floor(clipped + _EPS).astype(np.int64)
+    lo = np.floor(clipped + POSITION_EPS).astype(np.int64)
     lo = np.minimum(lo, length - 1)
     frac = np.clip(clipped - lo, 0.0, 1.0)
-    frac[frac < _EPS] = 0.0
+    frac[frac < POSITION_EPS] = 0.0
     hi = np.minimum(lo + 1, length - 1)
     a = episode_actions.astype(np.float64, copy=False)
     actions = a[lo] + frac[:, None] * (a[hi] - a[lo])

@@ -8,7 +8,7 @@ Layouts (as written by huggingface/lerobot, ``src/lerobot/datasets/utils.py`` an
   ``meta/episodes_stats.jsonl`` (v2.1, aggregated here). One parquet and one mp4 per episode, paths from the
   ``data_path`` / ``video_path`` templates with ``{episode_chunk}``, ``{episode_index}``, ``{video_key}``;
   ``episode_chunk = episode_index // chunks_size``; each episode video starts at timestamp 0.
-* v3.0: ``meta/episodes/chunk-XXX/file-XXX.parquet`` (one row per episode: ``data/chunk_index``,
+* v3.0: ``meta/episodes/chunk-NNN/file-NNN.parquet`` (one row per episode: ``data/chunk_index``,
   ``data/file_index``, ``dataset_from_index``, ``dataset_to_index``, ``videos/<key>/chunk_index``,
   ``videos/<key>/file_index``, ``videos/<key>/from_timestamp``, ``videos/<key>/to_timestamp``, ``tasks``,
   ``length``), ``meta/tasks.parquet`` (task string as the pandas index column, ``task_index``),
@@ -332,7 +332,7 @@ def _load_v3(root: Path, info: dict) -> tuple[list[str], list[EpisodeInfo], dict
     episode_files = sorted((root / K.EPISODES_DIR).glob("chunk-*/file-*.parquet"))
     if not episode_files:
         raise FileNotFoundError(
-            f"No episode tables under {root / K.EPISODES_DIR} (expected chunk-XXX/file-XXX.parquet): "
+            f"No episode tables under {root / K.EPISODES_DIR} (expected chunk-NNN/file-NNN.parquet): "
             "re-download the dataset's meta/ folder"
         )
     video_keys = [k for k, ft in info["features"].items() if ft.get("dtype") == "video"]

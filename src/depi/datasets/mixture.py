@@ -300,11 +300,25 @@ class MultiLeRobotDataset(Dataset):
         ) from last_error
 
 
+def worker_init(worker_id: int) -> None:
+    """``worker_init_fn`` for DataLoaders over the mixture: one intra-op torch thread per worker.
+
+    The workers already fill the cores: more torch threads per worker only oversubscribe them and slow the
+    image resize down. torch's own worker loop sets one thread too; setting it here keeps the data path
+    independent of that default.
+
+    Args:
+        worker_id: the DataLoader's worker index (unused).
+    """
+    torch.set_num_threads(1)
+
+
 class MixtureIterableDataset(IterableDataset):
     """The mixture as an ``IterableDataset``: each DataLoader worker reads its shard of the sampler stream.
 
-    Use with ``DataLoader(it, batch_size=sampler.batch_size, num_workers=W)``; the batches arrive in the same
-    order as the single-process stream (see :class:`~depi.datasets.sampler.MixtureSampler`).
+    Use with ``DataLoader(it, batch_size=sampler.batch_size, num_workers=W, worker_init_fn=worker_init)``;
+    the batches arrive in the same order as the single-process stream (see
+    :class:`~depi.datasets.sampler.MixtureSampler`).
     """
 
     def __init__(

@@ -4,9 +4,13 @@ Takes the training's dataset flags, e.g.::
 
     depi-stats --dataset.num_datasets=200 --output_dir=outputs/norm_stats
     depi-stats --dataset.root=/data/lerobot --dataset.embodiment_key=dims --max_frames=2000000
+    depi-stats --dataset.root=/data/bridge --dataset.action_horizon=16 --dataset.control_fps=5 \
+        --delta_action_mask="[true,true,true,true,true,true,false]"
 
 Writes ``<output_dir>/<group>/norm_stats.json`` for each group (``state``, ``actions``: mean, std, q01, q99,
-min, max) and ``<output_dir>/stats_manifest.json``. Only parquet columns are read (no video decode). A rerun
+min, max) and ``<output_dir>/stats_manifest.json``. With ``--delta_action_mask`` (the pipeline's
+``DeltaActions`` mask) the ``actions`` stats are those of the delta action chunks of
+``--dataset.action_horizon`` steps at ``--dataset.control_fps``, what such a policy is trained on. Only parquet columns are read (no video decode). A rerun
 on unchanged inputs and settings reuses the files (content hash, see :mod:`depi.datasets.stats`).
 """
 
@@ -26,7 +30,7 @@ from depi.datasets.config import DatasetConfig
 from depi.datasets.index import DatasetEntry, MixtureIndex
 from depi.datasets.mixture import MultiLeRobotDataset
 from depi.datasets.source import LeRobotSource
-from depi.datasets.stats import StatsInput, compute_group_stats
+from depi.datasets.stats import DeltaStatsSpec, StatsInput, compute_group_stats
 from depi.transforms.norm_stats import NormStats
 
 
@@ -40,6 +44,10 @@ class StatsConfig:
         max_frames: per-group cap (uniform subsample without replacement); None: every frame (exact).
         seed: subsample seed.
         force: recompute even when the cached stats match the inputs.
+        delta_action_mask: the training pipeline's ``DeltaActions`` mask (True: dim made relative to the
+            current state); None: stats of the recorded actions. The delta chunks of a group are held in
+            memory, about ``3 * 8 * action_horizon * action_dim`` bytes per frame at peak: cap large groups
+            with ``--max_frames``.
     """
 
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
@@ -47,10 +55,24 @@ class StatsConfig:
     max_frames: int | None = None
     seed: int = 0
     force: bool = False
+    delta_action_mask: list[bool] | None = None
 
     def __post_init__(self) -> None:
         if self.max_frames is not None and self.max_frames < 1:
             raise ValueError(f"--max_frames={self.max_frames} must be >= 1 (or omitted for every frame).")
+        if self.delta_action_mask is not None and not self.delta_action_mask:
+            raise ValueError(
+                "--delta_action_mask is empty; give one true/false per leading action dim or omit it."
+            )
+
+    @property
+    def delta(self) -> DeltaStatsSpec | None:
+        """The delta-action stats setting, from the mask and the dataset's horizon and control rate."""
+        if self.delta_action_mask is None:
+            return None
+        return DeltaStatsSpec(
+            tuple(self.delta_action_mask), self.dataset.action_horizon, self.dataset.control_fps
+        )
 
 
 def _column_reader(entry: DatasetEntry, on_done: Callable[[], None]) -> Callable[[str], np.ndarray]:
@@ -75,7 +97,12 @@ def group_inputs(
     groups: dict[str, list[StatsInput]] = defaultdict(list)
     for i, entry in enumerate(index.entries):
         item = StatsInput(
-            entry.repo_id, entry.data_files, int(index.num_frames[i]), _column_reader(entry, on_done)
+            entry.repo_id,
+            entry.data_files,
+            int(index.num_frames[i]),
+            _column_reader(entry, on_done),
+            episode_lengths=entry.episode_lengths,
+            fps=entry.fps,
         )
         groups[entry.embodiment].append(item)
     return dict(groups)
@@ -91,6 +118,7 @@ def run_stats(config: StatsConfig) -> dict[str, dict[str, NormStats]]:
             max_frames=config.max_frames,
             seed=config.seed,
             force=config.force,
+            delta=config.delta,
         )
     for group, stats in results.items():
         path = Path(config.output_dir) / group / "norm_stats.json"

@@ -133,7 +133,7 @@ def read_v3_meta(
             "episodes",
             EPISODES_DIR,
             "no parquet files",
-            "meta/episodes/chunk-XXX/file-YYY.parquet",
+            "meta/episodes/chunk-NNN/file-NNN.parquet",
             "the episode metadata is gone: re-download or re-convert the dataset",
         )
         return tasks, None

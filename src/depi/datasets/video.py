@@ -55,7 +55,8 @@ class VideoReader(Protocol):
     path: Path
 
     def frames_at(self, timestamps_s: Sequence[float], tolerance_s: float) -> torch.Tensor:
-        """uint8 (T, C, H, W) RGB frames closest to each timestamp; raises FrameTimestampError."""
+        """uint8 (T, C, H, W) RGB frames closest to each timestamp (may be a channels-last view); raises
+        FrameTimestampError."""
         ...
 
     def close(self) -> None:
@@ -150,6 +151,10 @@ class PyAVVideoReader:
     def frames_at(self, timestamps_s: Sequence[float], tolerance_s: float = 1e-4) -> torch.Tensor:
         """uint8 (T, C, H, W) RGB frames closest to each timestamp (seconds from the file's start).
 
+        The tensor is a channels-last view (memory ordered (T, H, W, C), as decoded): resizing reads it
+        without a copy (:func:`depi.transforms.image.resize_with_pad`); ``.contiguous()`` gives the standard
+        layout.
+
         Raises:
             FrameTimestampError: a timestamp has no frame within ``tolerance_s`` (video shorter than asked).
         """
@@ -167,11 +172,8 @@ class PyAVVideoReader:
         for i in nearest.tolist():
             if i not in converted:
                 converted[i] = frames[i].to_ndarray(format="rgb24")  # (H, W, 3)
-        height, width = converted[int(nearest[0])].shape[:2]
-        out = np.empty((len(nearest), 3, height, width), dtype=np.uint8)
-        for j, i in enumerate(nearest.tolist()):
-            out[j] = converted[i].transpose(2, 0, 1)  # single-threaded copy to (C, H, W)
-        return torch.from_numpy(out)
+        out = np.stack([converted[i] for i in nearest.tolist()])  # (T, H, W, 3)
+        return torch.from_numpy(out).permute(0, 3, 1, 2)  # (T, C, H, W) view, channels-last memory
 
     def close(self) -> None:
         """Close the container."""
@@ -198,7 +200,8 @@ class TorchCodecVideoReader:
         """uint8 (T, C, H, W) RGB frames closest to each timestamp (seconds from the file's start).
 
         The frame played at ``t + tolerance_s`` is the latest one starting at or before it, which is the
-        frame within tolerance of ``t`` when there is one; its timestamp is checked like PyAV's.
+        frame within tolerance of ``t`` when there is one; its timestamp is checked like PyAV's. Like PyAV's
+        reader, the tensor is a channels-last view of the decoded (T, H, W, C) frames.
 
         Raises:
             FrameTimestampError: a timestamp has no frame within ``tolerance_s``.
@@ -212,7 +215,7 @@ class TorchCodecVideoReader:
         error = np.abs(frame_times - queries)
         if (error > tolerance_s).any():
             _match(self.path, queries[error > tolerance_s], frame_times[error > tolerance_s], tolerance_s)
-        return batch.data.contiguous()
+        return batch.data  # (T, C, H, W) view of torchcodec's (T, H, W, C) frames: channels-last memory
 
     def close(self) -> None:
         """Drop the decoder."""

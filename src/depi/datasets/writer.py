@@ -5,10 +5,10 @@ Layout (lerobot 0.6 ``lerobot_dataset.py`` / ``dataset_writer.py`` / ``dataset_m
     meta/info.json                                  codebase_version "v3.0", fps, features, totals, splits, paths
     meta/stats.json                                 stats aggregated over all episodes (``stats_compute``)
     meta/tasks.parquet                              task_index + task (pandas index "task")
-    meta/episodes/chunk-XXX/file-YYY.parquet        one row per episode: lengths, file indices, frame range,
+    meta/episodes/chunk-NNN/file-NNN.parquet        one row per episode: lengths, file indices, frame range,
                                                     video time range per camera, flattened ``stats/<key>/<stat>``
-    data/chunk-XXX/file-YYY.parquet                 frames of many episodes, one row per frame
-    videos/<camera key>/chunk-XXX/file-YYY.mp4      episodes of one camera back to back
+    data/chunk-NNN/file-NNN.parquet                 frames of many episodes, one row per frame
+    videos/<camera key>/chunk-NNN/file-NNN.mp4      episodes of one camera back to back
 
 Episodes are appended to the current data / video / episodes-meta file until it would exceed
 ``data_files_size_in_mb`` / ``video_files_size_in_mb``, then a new file starts; ``chunks_size`` files make a chunk.
@@ -127,7 +127,7 @@ class DatasetWriter:
             robot_type: e.g. ``"so101"``.
             use_videos: False stores every ``video`` feature as ``image`` instead.
             video_codec: ``"h264"`` (default), ``"av1"`` or ``"hevc"``; ignored when ``video_config`` is given.
-            chunks_size: files per ``chunk-XXX`` folder.
+            chunks_size: files per ``chunk-NNN`` folder.
             data_files_size_in_mb, video_files_size_in_mb: size above which a new file starts.
             video_config: full encoder settings (GOP, CRF, preset).
 
@@ -486,7 +486,7 @@ class DatasetWriter:
 
 
 def _remove_files_after(folder: Path, ext: str, last: tuple[int, int]) -> None:
-    """Delete ``chunk-XXX/file-YYY.<ext>`` files under ``folder`` whose (chunk, file) comes after ``last``."""
+    """Delete ``chunk-NNN/file-NNN.<ext>`` files under ``folder`` whose (chunk, file) comes after ``last``."""
     for path in folder.glob(f"chunk-*/file-*.{ext}"):
         index = (int(path.parent.name.split("-")[1]), int(path.stem.split("-")[1]))
         if index > last:

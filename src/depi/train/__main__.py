@@ -2,7 +2,7 @@
 
 Runs the same way on one process and on many::
 
-    depi-train --config_path=demo
+    depi-train                                   # the embedded default: the demo preset on the demo mixture
     python -m depi.train --config_path=pi05_lora --dataset.repo_ids=data_ids/so100_community.json
     accelerate launch --num_processes 8 -m depi.train --config_path=pi0_so100_mixture --num_datasets=200
     accelerate launch --config_file configs/accelerate/fsdp.yaml -m depi.train --policy.type=pi0 ...
@@ -20,13 +20,15 @@ import logging
 import sys
 
 from depi.train.config import parse_args
+from depi.train.demo import prepare_demo_data
 from depi.train.loop import train
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point ``depi-train`` (flags: see :class:`depi.train.config.TrainConfig`)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    train(parse_args(sys.argv[1:] if argv is None else argv))
+    cfg = parse_args(sys.argv[1:] if argv is None else argv)
+    train(prepare_demo_data(cfg))
 
 
 if __name__ == "__main__":

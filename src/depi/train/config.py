@@ -22,6 +22,8 @@ from depi.policies.registry import PolicyConfig, config_class
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 DEFAULT_OUTPUT_ROOT = Path("outputs/train")
+DEFAULT_PRESET = "demo"
+"""What ``depi-train`` with no arguments trains: the tiny policy on the bundled demo mixture, on the CPU."""
 
 
 @dataclass
@@ -33,14 +35,16 @@ class TransformSpec:
         norm_mode: ``quantile`` ((x - q01) / (q99 - q01) * 2 - 1) or ``zscore`` ((x - mean) / std);
             ``None`` takes openpi's default for the policy type (pi0: zscore, pi0.5: quantile).
         clip_quantiles: Clip quantile-normalized values to [-1, 1].
-
-    Actions are learned in the dataset's own action space (absolute joints for SO-100, end-effector deltas
-    for Bridge): the normalization stats are those of the recorded actions.
+        delta_action_mask: Per action dim, True where the action is learned relative to the current state
+            (openpi's ``DeltaActions``: every chunk step minus the state; grippers stay absolute, False). The
+            ``actions`` norm stats are then computed on those deltas. ``None``: actions as recorded (right for
+            datasets whose actions are already deltas, such as Bridge's end-effector deltas).
     """
 
     tokenizer_path: str | None = None
     norm_mode: str | None = None
     clip_quantiles: bool = False
+    delta_action_mask: list[bool] | None = None
 
     def __post_init__(self) -> None:
         if self.norm_mode not in (None, "quantile", "zscore"):
@@ -124,6 +128,8 @@ class TrainConfig:
         job_name: Suffix of the run folder.
         output_dir: Run folder; default ``outputs/train/<YYYY-MM-DD_HH-MM-SS>_<job_name>``.
         resume: Continue the run in ``output_dir`` from its latest complete checkpoint.
+        demo_data: Generate the bundled demo mixture into ``dataset.root`` on first use (and a demo tokenizer
+            when ``transforms.tokenizer_path`` is unset); see :mod:`depi.train.demo`.
         wandb: Weights & Biases settings.
     """
 
@@ -151,6 +157,7 @@ class TrainConfig:
     job_name: str = "depi"
     output_dir: str | None = None
     resume: bool = False
+    demo_data: bool = False
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "steps", "gradient_accumulation_steps", "save_freq", "log_freq", "keep_last"):
@@ -164,6 +171,8 @@ class TrainConfig:
             self.dataset.num_datasets = self.num_datasets
         # The chunk the mixture cuts is the chunk the policy predicts: the policy's action_horizon rules.
         self.dataset.action_horizon = self.policy.action_horizon
+        if self.mixed_precision is False:  # YAML and draccus read a bare ``no`` as False
+            self.mixed_precision = "no"
         if self.mixed_precision not in ("no", "bf16", "auto"):
             raise ValueError(f"--mixed_precision must be 'no', 'bf16' or 'auto', found {self.mixed_precision!r}.")
         if self.resume and self.output_dir is None:
@@ -232,7 +241,8 @@ def load_policy_config(path: str | Path, overrides: list[str]) -> PolicyConfig:
 def parse_args(argv: list[str]) -> TrainConfig:
     """Parse the command line into a :class:`TrainConfig`.
 
-    Beyond draccus' flags: ``--config_path=<preset name>`` names a packaged preset; ``--policy.path=DIR``
+    No arguments at all run the embedded default, the :data:`DEFAULT_PRESET` preset. Beyond draccus' flags:
+    ``--config_path=<preset name>`` names a packaged preset; ``--policy.path=DIR``
     loads the policy config of a pretrained checkpoint (other ``--policy.*`` flags override it, LeRobot's
     convention); ``--resume=true --output_dir=RUN`` reloads the run's saved config from its latest complete
     checkpoint, flags given now overriding it (e.g. a larger ``--steps``).
@@ -240,7 +250,7 @@ def parse_args(argv: list[str]) -> TrainConfig:
     Raises:
         FileNotFoundError: A preset, checkpoint or policy config named on the command line does not exist.
     """
-    argv = resolve_preset_arg(list(argv))
+    argv = resolve_preset_arg(list(argv) or [f"--config_path={DEFAULT_PRESET}"])
     if (_flag_value(argv, "resume") or "").lower() in ("true", "1", "yes"):
         from depi.train.checkpoint import TRAIN_CONFIG_FILE, latest_checkpoint
 

@@ -12,6 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
+from depi.datasets.mixture import worker_init
 from depi.transforms.base import TransformGroup
 from depi.transforms.norm_stats import NormStats
 
@@ -69,7 +70,8 @@ def build_dataloader(
     does not draw from the global torch RNG, which the flow-matching noise uses: a resumed run and an
     uninterrupted one then see the same noise. Workers are seeded from that generator too, identically at
     every (re)start: a transform drawing random numbers in the workers (the standard pipeline has none) would
-    make a resumed run differ from an uninterrupted one.
+    make a resumed run differ from an uninterrupted one. Each worker runs torch on one intra-op thread
+    (:func:`depi.datasets.mixture.worker_init`): the workers already fill the cores.
     """
     generator = torch.Generator().manual_seed(seed * 1_000_003 + rank)
     return DataLoader(
@@ -81,4 +83,5 @@ def build_dataloader(
         pin_memory=torch.cuda.is_available(),
         persistent_workers=num_workers > 0,
         generator=generator,
+        worker_init_fn=worker_init if num_workers > 0 else None,
     )

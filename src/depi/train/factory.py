@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 
 from depi.datasets.mixture import MultiLeRobotDataset
 from depi.datasets.sampler import MixtureSampler
-from depi.datasets.stats import compute_group_stats
+from depi.datasets.stats import DeltaStatsSpec, compute_group_stats
 from depi.datasets.stats_cli import group_inputs
 from depi.policies.registry import make_policy
 from depi.train.config import TrainConfig
@@ -88,6 +88,7 @@ def transforms_config(cfg: TrainConfig) -> TransformsConfig:
         norm_mode=spec.norm_mode,
         clip_quantiles=spec.clip_quantiles,
         max_token_len=cfg.policy.max_token_len,
+        delta_action_mask=None if spec.delta_action_mask is None else tuple(spec.delta_action_mask),
     )
 
 
@@ -103,7 +104,12 @@ def build_train_data(cfg: TrainConfig, run_dir: Path, accelerator) -> MixtureTra
     """
     with accelerator.main_process_first():
         mixture = MultiLeRobotDataset(cfg.dataset, verbose=accelerator.is_main_process)
-        norm_stats = compute_group_stats(group_inputs(mixture.index), Path(run_dir) / "norm_stats")
+        delta = None
+        if cfg.transforms.delta_action_mask is not None:
+            delta = DeltaStatsSpec(
+                tuple(cfg.transforms.delta_action_mask), cfg.dataset.action_horizon, cfg.dataset.control_fps
+            )
+        norm_stats = compute_group_stats(group_inputs(mixture.index), Path(run_dir) / "norm_stats", delta=delta)
     transforms = make_pipeline(transforms_config(cfg), norm_stats)
     sampler = mixture.make_sampler(
         rank=accelerator.process_index, world_size=accelerator.num_processes, batch_size=cfg.batch_size
@@ -113,6 +119,7 @@ def build_train_data(cfg: TrainConfig, run_dir: Path, accelerator) -> MixtureTra
         "action_horizon": cfg.dataset.action_horizon,
         "weighting": cfg.dataset.weighting,
         "seed": cfg.dataset.seed,
+        "delta_action_mask": cfg.transforms.delta_action_mask,
         "datasets": [
             {
                 "repo_id": entry.repo_id,
@@ -122,6 +129,7 @@ def build_train_data(cfg: TrainConfig, run_dir: Path, accelerator) -> MixtureTra
                 "frames": int(mixture.index.num_frames[i]),
                 "embodiment": entry.embodiment,
                 "weight": float(mixture.weights[i]),
+                "camera_slots": dict(entry.roles.slots),
             }
             for i, entry in enumerate(mixture.index.entries)
         ],

@@ -1,6 +1,7 @@
 """The training loop, read top to bottom: setup -> train -> save_checkpoint -> cleanup.
 
-Runs as one process or under ``accelerate launch`` / ``torchrun`` (DDP, one or many nodes). The policy and the data come in through narrow protocols (:class:`TrainablePolicy`,
+Runs as one process or under ``accelerate launch`` / ``torchrun`` (DDP, one or many nodes; FSDP with
+``configs/accelerate/fsdp.yaml``, where checkpoints hold the full weights gathered on the main process). The policy and the data come in through narrow protocols (:class:`TrainablePolicy`,
 :class:`depi.train.data.TrainData`); bookkeeping lives in ``optim``, ``checkpoint`` and ``metrics``.
 
 Notation: B = ``batch_size`` (per process, per micro-batch), G = ``gradient_accumulation_steps``, W = number
@@ -66,6 +67,22 @@ class _LossModule(nn.Module):
         return self.policy.compute_loss(batch)
 
 
+class _GatheredPolicy:
+    """A policy with the full state dict gathered from FSDP shards; ``save_pretrained`` writes those tensors."""
+
+    def __init__(self, policy: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
+        self.policy = policy
+        self.state_dict = state_dict
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        self.policy.save_pretrained(directory, state_dict=self.state_dict)
+
+
+def _strip_wrapper_prefixes(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Keys of the prepared ``_LossModule`` (``policy.``, ``_orig_mod.policy.`` under torch.compile) -> policy keys."""
+    return {k.removeprefix("_orig_mod.").removeprefix("policy."): v for k, v in state_dict.items()}
+
+
 @dataclass
 class TrainResult:
     """Where a finished run left its outputs.
@@ -111,17 +128,19 @@ def train(cfg: TrainConfig, *, policy: nn.Module | None = None, data: TrainData 
     Raises:
         FileNotFoundError: ``cfg.resume`` is set and the run folder has no complete checkpoint.
         FileExistsError: ``cfg.resume`` is not set and the run folder already holds checkpoints.
-        ValueError: the launch uses FSDP (see :func:`make_accelerator`).
+        ValueError: the launch uses FSDP together with EMA or resume (neither is saved sharded).
         TypeError: ``policy`` lacks ``compute_loss``/``save_pretrained`` or ``data`` lacks a TrainData field.
     """
     # ---------------------------------------------------------------- setup
     accelerator = make_accelerator(cfg)
-    if accelerator.distributed_type == DistributedType.FSDP:
+    fsdp = accelerator.distributed_type == DistributedType.FSDP
+    if fsdp and (cfg.optim.ema_decay is not None or cfg.resume):
         raise ValueError(
-            "depi-train writes checkpoints through the policy's save_pretrained on the main process, which needs "
-            "the full (unsharded) weights there; FSDP shards them. Launch with DDP instead "
-            "(configs/accelerate/ddp.yaml): a full fine-tune of the 3B policy fits an 80 GB GPU with bf16 "
-            "autocast and --policy.gradient_checkpointing=true."
+            "Under FSDP (configs/accelerate/fsdp.yaml) depi-train gathers and saves the full model weights, but "
+            "not the EMA weights nor a resumable optimizer state (each rank holds a shard of them): found "
+            f"--optim.ema_decay={cfg.optim.ema_decay} --resume={cfg.resume}. Set --optim.ema_decay=null and start "
+            "a new run (fine-tune from a saved model with --policy.path), or launch with DDP "
+            "(configs/accelerate/ddp.yaml)."
         )
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True)
@@ -236,8 +255,11 @@ def train(cfg: TrainConfig, *, policy: nn.Module | None = None, data: TrainData 
                 step=step, config=cfg, sampler_state=data.sampler.state_dict(consumed), transforms=data.transforms,
                 norm_stats=data.norm_stats, manifest=data.manifest,
             )
+            to_save = accelerator.unwrap_model(model).policy
+            if fsdp:  # every rank takes part in gathering the shards; the main process receives the full tensors
+                to_save = _GatheredPolicy(to_save, _strip_wrapper_prefixes(accelerator.get_state_dict(model)))
             last_checkpoint = ckpt.save_checkpoint(
-                run_dir, contents, accelerator=accelerator, policy=accelerator.unwrap_model(model).policy,
+                run_dir, contents, accelerator=accelerator, policy=to_save,
                 optimizer=optimizer.optimizer, scheduler=scheduler, ema=ema,
             )
             if accelerator.is_main_process:
@@ -249,7 +271,7 @@ def train(cfg: TrainConfig, *, policy: nn.Module | None = None, data: TrainData 
     plot = None
     if metrics_log is not None:
         plot = metrics_log.plot()
-        _print_summary(run_dir, last_checkpoint, plot, cfg.steps, policy)
+        _print_summary(run_dir, last_checkpoint, plot, cfg.steps, policy, cfg.dataset.root)
     if wandb_run is not None:
         wandb_run.finish()
     accelerator.end_training()
@@ -266,15 +288,21 @@ def _start_wandb(cfg: TrainConfig, run_dir: Path) -> Any:
     )
 
 
-def _print_summary(run_dir: Path, checkpoint: Path | None, plot: Path, steps: int, policy: nn.Module) -> None:
+def _print_summary(
+    run_dir: Path, checkpoint: Path | None, plot: Path, steps: int, policy: nn.Module, data_root: str | None
+) -> None:
     model_dir = checkpoint / ckpt.MODEL_DIR if checkpoint else None
     policy_class = f"{type(policy).__module__}.{type(policy).__name__}"
+    dataset = data_root or "<a dataset of the mixture>"
     print(
         f"\nTraining done: {steps} optimizer steps.\n"
         f"  run folder:   {run_dir}\n"
         f"  checkpoint:   {checkpoint}\n"
         f"  metrics:      {run_dir / 'metrics.jsonl'}\n"
         f"  loss/lr plot: {plot}\n"
+        f"  evaluate it:  depi-eval offline --policy.path={checkpoint} --dataset.root={dataset}\n"
+        f"                depi-eval sim --env=<so101_pick_place|metaworld/reach-v3|...> --policy.path={checkpoint} "
+        "--episodes=10   (the simulated envs of the demo mixture)\n"
         f"  load it:      {policy_class}.from_pretrained('{model_dir}') with "
         f"depi.transforms.base.TransformGroup.load('{checkpoint}') for its inputs/outputs\n"
         f"  fine-tune it: depi-train --policy.path={model_dir} --dataset.repo_id=<owner/name>\n"

@@ -4,7 +4,9 @@
 fits in the target (aspect ratio kept), then pad with zeros (black) evenly on both sides, the odd pixel going
 to the bottom / right. openpi resizes with PIL's bilinear filter; here it is ``torch.nn.functional.interpolate``
 in ``"bilinear"`` mode with ``antialias=True`` (PIL-style area-aware bilinear when downscaling,
-``align_corners=False``), then rounding and clamping back to uint8; on test images it agrees with PIL's
+``align_corners=False``). Downscaled 3-channel uint8 images are resized in uint8 by torch's channels-last
+kernel (the one torchvision's ``resize`` uses; about 3x faster than a float round trip on one CPU thread, and
+within one uint8 level of it); other images are resized in float32, then rounded and clamped back to uint8. On test images the result agrees with PIL's
 bilinear resize to within one uint8 level. No torchvision is needed.
 """
 
@@ -50,15 +52,23 @@ def resize_with_pad(image: torch.Tensor | np.ndarray, height: int, width: int) -
     ratio = max(cur_w / width, cur_h / height)
     new_h, new_w = int(cur_h / ratio), int(cur_w / ratio)
     lead = x.shape[:-3]
-    flat = x.reshape(-1, *x.shape[-3:]).to(torch.float32)  # (N, C, H, W)
-    resized = F.interpolate(flat, size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=True)
-    if x.dtype == torch.uint8:
-        resized = resized.round().clamp(0, 255)
-    resized = resized.to(x.dtype)
-    pad_top, extra_h = divmod(height - new_h, 2)
-    pad_left, extra_w = divmod(width - new_w, 2)
-    padded = F.pad(resized, (pad_left, pad_left + extra_w, pad_top, pad_top + extra_h), value=0)
-    return padded.reshape(*lead, x.shape[-3], height, width)
+    flat = x.reshape(-1, *x.shape[-3:])  # (N, C, H, W)
+    if x.dtype == torch.uint8 and flat.shape[1] == 3 and ratio > 1:  # uint8 kernel: 3 channels, downscale
+        flat = flat.contiguous(memory_format=torch.channels_last)
+        resized = F.interpolate(
+            flat, size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=True
+        )
+    else:
+        resized = F.interpolate(
+            flat.to(torch.float32), size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=True
+        )
+        if x.dtype == torch.uint8:
+            resized = resized.round().clamp(0, 255)
+        resized = resized.to(x.dtype)
+    out = torch.zeros((flat.shape[0], flat.shape[1], height, width), dtype=x.dtype)
+    top, left = (height - new_h) // 2, (width - new_w) // 2  # the odd padding pixel goes bottom / right
+    out[:, :, top : top + new_h, left : left + new_w] = resized
+    return out.reshape(*lead, x.shape[-3], height, width)
 
 
 @register_transform("resize_images")

@@ -113,3 +113,32 @@ def test_sinusoidal_time_embedding() -> None:
     assert emb[1, 3].item() == pytest.approx(math.sin(2 * math.pi * 0.5 / 4.0), abs=1e-6)
     with pytest.raises(ValueError):
         flow.sinusoidal_time_embedding(t, 7, 4e-3, 4.0)
+
+
+def test_per_sample_loss_weights_each_sample_like_the_batch_loss(make_batch) -> None:
+    torch.manual_seed(0)
+    policy = PI0Policy(make_config("tiny"))
+    batch = make_batch(policy.config, batch_size=3)  # sample 0 has two padded chunk steps, 7 real dims each
+    noise, time = torch.randn(3, 10, 32), torch.tensor([0.2, 0.5, 0.9])
+    loss, info = policy.compute_loss(batch, noise=noise, time=time)
+    per_sample = info["per_sample_loss"]
+    assert per_sample.shape == (3,) and per_sample.dtype == torch.float32 and not per_sample.requires_grad
+    # Weighted by each sample's count of real entries, the per-sample losses give back the batch loss.
+    counts = torch.tensor([8 * 7, 10 * 7, 10 * 7], dtype=torch.float32)
+    torch.testing.assert_close((per_sample * counts).sum() / counts.sum(), loss.detach())
+    # Each sample's loss is its own: another sample's actions do not change it.
+    changed = dict(batch, **{ACTIONS: batch[ACTIONS].clone()})
+    changed[ACTIONS][2] += 1.0
+    _, info2 = policy.compute_loss(changed, noise=noise, time=time)
+    torch.testing.assert_close(info2["per_sample_loss"][:2], per_sample[:2])
+    assert info2["per_sample_loss"][2] != per_sample[2]
+
+
+def test_per_sample_loss_unmasked_is_the_plain_mean() -> None:
+    err = torch.rand(2, 3, 4)
+    torch.testing.assert_close(flow.per_sample_loss(err, masked=False), err.mean(dim=(1, 2)))
+    dims = torch.tensor([[True, True, False, False]] * 2)
+    pad = torch.tensor([[False, False, True], [True, True, True]])
+    out = flow.per_sample_loss(err, dims, pad)
+    torch.testing.assert_close(out[0], err[0, :2, :2].mean())
+    assert out[1] == 0.0  # nothing real in the sample

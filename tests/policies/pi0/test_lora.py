@@ -28,17 +28,28 @@ def test_full_size_lora_trainable_count(preset: str) -> None:
         policy = PI0Policy(config)
     expected = config.vlm.depth * (_lora_per_layer(config.vlm) + _lora_per_layer(config.expert))
     expected += _heads(config.expert.width, config.is_pi05)
+    # The 2B's last-layer q / o projections and MLP feed nothing in the loss and are frozen with their adapters.
+    c = config.vlm
+    q, m = c.num_heads * c.head_dim, c.mlp_dim
+    expected -= c.lora_rank * (2 * (c.width + q) + 3 * (c.width + m))
     assert count_parameters(policy, trainable_only=True) == expected
-    # 18 layers * (16 * 68,096 on the 2B + 32 * 24,064 on the expert) = 33,472,512 LoRA parameters, plus the heads
-    # (pi0: 3,248,160; pi0.5: 2,165,792).
-    assert expected == (36_720_672 if preset == "pi0_lora" else 35_638_304)
+    # 18 layers * (16 * 68,096 on the 2B + 32 * 24,064 on the expert) = 33,472,512 LoRA parameters, less the
+    # 2B's unused last-layer adapters (16 * 63,488 = 1,015,808), plus the heads (pi0: 3,248,160; pi0.5: 2,165,792).
+    assert expected == (35_704_864 if preset == "pi0_lora" else 34_622_496)
     assert 3.2e9 < count_parameters(policy) < 3.4e9
 
 
-def test_full_presets_train_everything() -> None:
+def _unused_lm_weights(c: GemmaConfig) -> int:
+    """Base weights of the 2B's last-layer q / o projections, post-attention norm, MLP, and of its final norm."""
+    q = c.num_heads * c.head_dim
+    return 2 * c.width * q + c.width + 3 * c.width * c.mlp_dim + c.width
+
+
+def test_full_presets_train_everything_but_the_unused_last_layer_weights() -> None:
     with torch.device("meta"):
         policy = PI0Policy(make_config("pi0"))
-    assert count_parameters(policy, trainable_only=True) == count_parameters(policy)
+    frozen = count_parameters(policy) - count_parameters(policy, trainable_only=True)
+    assert frozen == _unused_lm_weights(policy.config.vlm)
 
 
 def test_tiny_lora_trains_only_adapters_and_heads(make_batch) -> None:
@@ -57,8 +68,11 @@ def test_tiny_lora_trains_only_adapters_and_heads(make_batch) -> None:
         n.endswith((".lora_a", ".lora_b")) or n.startswith(("action_", "state_proj")) for n in trainable
     )
     assert not any(n.startswith(("vision_tower.", "multi_modal_projector.")) for n in trainable)
-    assert count_parameters(policy, trainable_only=True) == 2 * 2 * _lora_per_layer(config.vlm) + _heads(
-        32, False
+    c = config.vlm
+    unused_lora = c.lora_rank * (2 * (c.width + c.num_heads * c.head_dim) + 3 * (c.width + c.mlp_dim))
+    assert (
+        count_parameters(policy, trainable_only=True)
+        == 2 * 2 * _lora_per_layer(config.vlm) + _heads(32, False) - unused_lora
     )
     loss, _ = policy.compute_loss(make_batch(config))
     loss.backward()

@@ -80,6 +80,28 @@ def flow_matching_loss(
     return (err * weight).sum() / weight.sum().clamp_min(1.0), err
 
 
+def per_sample_loss(
+    err: torch.Tensor,
+    action_dim_mask: torch.Tensor | None = None,
+    action_is_pad: torch.Tensor | None = None,
+    *,
+    masked: bool = True,
+) -> torch.Tensor:
+    """Per-sample flow-matching loss float32 (B,) from the squared error (B, H, A) of :func:`flow_matching_loss`.
+
+    Same weighting as the batch loss, averaged within each sample: with ``masked``, over the sample's real dims and
+    non-padded steps (0 for a sample with none); otherwise over all H x A entries. Used for per-dataset loss.
+    """
+    if not masked:
+        return err.mean(dim=(1, 2))
+    weight = torch.ones_like(err)
+    if action_dim_mask is not None:
+        weight = weight * action_dim_mask[:, None, :].to(err.dtype)
+    if action_is_pad is not None:
+        weight = weight * (~action_is_pad)[:, :, None].to(err.dtype)
+    return (err * weight).sum(dim=(1, 2)) / weight.sum(dim=(1, 2)).clamp_min(1.0)
+
+
 def sinusoidal_time_embedding(
     time: torch.Tensor, dim: int, min_period: float, max_period: float
 ) -> torch.Tensor:

@@ -92,13 +92,17 @@ class GemmaAttention(nn.Module):
         self.v_proj = LoRALinear(cfg.width, cfg.num_kv_heads * cfg.head_dim, bias=False, **lora)
         self.o_proj = LoRALinear(cfg.num_heads * cfg.head_dim, cfg.width, bias=False, **lora)
 
-    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(B, L, D) -> q (B, N, L, E), k and v (B, K, L, E)."""
+    def queries(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L, D) -> q (B, N, L, E), before rotary."""
         b, n = x.shape[:2]
-        q = self.q_proj(x).view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
+        return self.q_proj(x).view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
+
+    def keys_values(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L, D) -> k and v (B, K, L, E), before rotary."""
+        b, n = x.shape[:2]
         k = self.k_proj(x).view(b, n, self.num_kv_heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(b, n, self.num_kv_heads, self.head_dim).transpose(1, 2)
-        return q, k, v
+        return k, v
 
 
 class GemmaMLP(nn.Module):
@@ -147,6 +151,11 @@ class GemmaStack(nn.Module):
         return emb * torch.tensor(self.cfg.width**0.5, dtype=emb.dtype)
 
 
+def _cat(tensors: list[torch.Tensor], dim: int) -> torch.Tensor:
+    """``torch.cat`` that returns a lone tensor as is (no copy: the expert-only denoising steps have one stream)."""
+    return tensors[0] if len(tensors) == 1 else torch.cat(tensors, dim=dim)
+
+
 def _gated(residual: torch.Tensor, branch: torch.Tensor, gate: torch.Tensor | None) -> torch.Tensor:
     return residual + branch if gate is None else residual + branch * gate
 
@@ -159,7 +168,8 @@ def decoder_layer(
     sin: torch.Tensor,
     mask: torch.Tensor,
     past: tuple[torch.Tensor, torch.Tensor] | None = None,
-) -> tuple[list[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    kv_only: Sequence[bool] | None = None,
+) -> tuple[list[torch.Tensor | None], tuple[torch.Tensor, torch.Tensor]]:
     """One layer of jointly attending streams (pi0's mixture of transformers).
 
     Args:
@@ -169,25 +179,50 @@ def decoder_layer(
         cos, sin: rotary tables for the concatenated tokens, (B, 1, L, E) with L = sum(L_i).
         mask: bool (B, L, S): True where query token attends key token; S = cached tokens + L.
         past: cached (keys, values) (B, K, S - L, E) of earlier tokens (the prefix), prepended to this call's keys.
+        kv_only: per stream, True when only its keys / values are needed (the last language-model layer: its
+            prefix outputs feed nothing). Such a stream computes no query, output projection or MLP and its
+            output is None; with no query stream at all, attention is skipped.
 
     Returns:
-        (new hidden states per stream, (keys, values) of this call's tokens after rotary, (B, K, L, E)).
+        (new hidden states per stream (None for ``kv_only`` streams), (keys, values) of this call's tokens after
+        rotary, (B, K, L, E)).
     """
-    qs, ks, vs, gates = [], [], [], []
-    for layer, h, c in zip(layers, hiddens, conds, strict=True):
+    kv_only = [False] * len(layers) if kv_only is None else list(kv_only)
+    qs, ks, vs, gates, rows = [], [], [], [], []
+    start = 0
+    for layer, h, c, skip in zip(layers, hiddens, conds, kv_only, strict=True):
         x, gate = layer.input_layernorm(h, c)
-        q, k, v = layer.self_attn.project(x)
-        qs.append(q), ks.append(k), vs.append(v), gates.append(gate)
-    q, k, v = torch.cat(qs, dim=2), torch.cat(ks, dim=2), torch.cat(vs, dim=2)  # (B, N|K, L, E)
-    q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        k, v = layer.self_attn.keys_values(x)
+        ks.append(k), vs.append(v), gates.append(gate)
+        if not skip:
+            qs.append(layer.self_attn.queries(x))
+            rows.append((start, start + h.shape[1]))
+        start += h.shape[1]
+    k, v = _cat(ks, dim=2), _cat(vs, dim=2)  # (B, K, L, E)
+    k = apply_rotary(k, cos, sin)
     new_kv = (k, v)
+    if not qs:
+        return [None] * len(layers), new_kv
+    if len(rows) == len(layers):
+        q_cos, q_sin, q_mask = cos, sin, mask
+    else:  # query rows of the streams that need outputs only
+        q_cos = _cat([cos[:, :, a:e] for a, e in rows], dim=2)
+        q_sin = _cat([sin[:, :, a:e] for a, e in rows], dim=2)
+        q_mask = _cat([mask[:, a:e] for a, e in rows], dim=1)
+    q = apply_rotary(_cat(qs, dim=2), q_cos, q_sin)  # (B, N, Lq, E)
     if past is not None:
         k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)  # (B, K, S, E)
-    attn = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None], enable_gqa=True)  # (B, N, L, E)
+    attn = F.scaled_dot_product_attention(
+        q, k, v, attn_mask=q_mask[:, None], enable_gqa=True
+    )  # (B, N, Lq, E)
     b, n, length, e = attn.shape
-    attn = attn.transpose(1, 2).reshape(b, length, n * e)  # (B, L, N*E)
-    outputs, start = [], 0
-    for layer, h, c, gate in zip(layers, hiddens, conds, gates, strict=True):
+    attn = attn.transpose(1, 2).reshape(b, length, n * e)  # (B, Lq, N*E)
+    outputs: list[torch.Tensor | None] = []
+    start = 0
+    for layer, h, c, gate, skip in zip(layers, hiddens, conds, gates, kv_only, strict=True):
+        if skip:
+            outputs.append(None)
+            continue
         end = start + h.shape[1]
         out = layer.self_attn.o_proj(attn[:, start:end].to(h.dtype))
         h = _gated(h, out, gate)

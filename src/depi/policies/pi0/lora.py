@@ -71,13 +71,35 @@ def is_trainable(name: str, *, vlm_lora: bool, expert_lora: bool, train_vision_t
     )
 
 
+def unused_language_model_prefixes(vlm_depth: int) -> tuple[str, ...]:
+    """Parameter-name prefixes of the language model that never receive a gradient in training.
+
+    In pi0's joint attention only the expert's (suffix) outputs reach the loss; the prefix tokens feed the last
+    layer through their keys and values alone, so that layer's query / output projections, post-attention norm
+    and MLP, and the language model's final norm, are never used by the loss (openpi and lerobot compute them
+    anyway and discard the result). They stay in the module so PaliGemma / lerobot checkpoints load unchanged and
+    :meth:`PI0Policy.language_logits` works, but are frozen, so DDP runs with ``find_unused_parameters=False``.
+    """
+    last = f"language_model.layers.{vlm_depth - 1}."
+    return (
+        f"{last}self_attn.q_proj.",
+        f"{last}self_attn.o_proj.",
+        f"{last}post_attention_layernorm.",
+        f"{last}mlp.",
+        "language_model.norm.",
+    )
+
+
 def apply_freeze_filter(
-    model: nn.Module, *, vlm_lora: bool, expert_lora: bool, train_vision_tower: bool
+    model: nn.Module, *, vlm_lora: bool, expert_lora: bool, train_vision_tower: bool, vlm_depth: int
 ) -> None:
-    """Set ``requires_grad`` on every parameter of ``model`` with :func:`is_trainable`."""
+    """Set ``requires_grad`` on every parameter of ``model`` with :func:`is_trainable`; parameters under
+    :func:`unused_language_model_prefixes` are always frozen."""
+    unused = unused_language_model_prefixes(vlm_depth)
     for name, param in model.named_parameters():
         param.requires_grad_(
-            is_trainable(
+            not name.startswith(unused)
+            and is_trainable(
                 name, vlm_lora=vlm_lora, expert_lora=expert_lora, train_vision_tower=train_vision_tower
             )
         )

@@ -35,6 +35,7 @@ from depi.constants import (
     ACTION_DIM_MASK,
     ACTION_IS_PAD,
     ACTIONS,
+    CAMERA_SLOTS,
     IMAGE,
     IMAGE_MASK,
     STATE,
@@ -43,6 +44,7 @@ from depi.constants import (
 )
 from depi.policies.pi0 import flow
 from depi.policies.pi0.config import PI0Config, config_from_dict, config_to_dict
+from depi.policies.pi0.flops import training_flops_per_sample
 from depi.policies.pi0.gemma import GemmaStack, KVCache, decoder_layer, rotary_cos_sin
 from depi.policies.pi0.lora import apply_freeze_filter
 from depi.policies.pi0.siglip import SiglipVisionTower
@@ -108,6 +110,7 @@ class PI0Policy(nn.Module):
             vlm_lora=config.vlm.lora_rank > 0,
             expert_lora=config.expert.lora_rank > 0,
             train_vision_tower=config.train_vision_tower,
+            vlm_depth=config.vlm.depth,
         )
 
     # ------------------------------------------------------------------------------------------------ embeddings
@@ -133,6 +136,13 @@ class PI0Policy(nn.Module):
         valid.append(batch[TOKENIZED_PROMPT_MASK].bool())
         return torch.cat([*per_cam, text], dim=1), torch.cat(valid, dim=1)
 
+    def _suffix_block_starts(self, horizon: int, device: torch.device) -> torch.Tensor:
+        """Block starts int64 (Ls,) of the suffix: pi0 [1, 1, 0, ...] (state block, action block), pi0.5 [1, 0, ...]."""
+        head = 1 if self.config.is_pi05 else 2
+        starts = torch.zeros(horizon + head - 1, dtype=torch.int64, device=device)
+        starts[:head] = 1
+        return starts
+
     def embed_suffix(
         self, state: torch.Tensor | None, x_t: torch.Tensor, time: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -149,19 +159,15 @@ class PI0Policy(nn.Module):
         t_emb = flow.sinusoidal_time_embedding(time, cfg.expert.width, cfg.min_period, cfg.max_period).to(
             act.dtype
         )
-        horizon = x_t.shape[1]
+        starts = self._suffix_block_starts(x_t.shape[1], x_t.device)
         if cfg.is_pi05:
             cond = F.silu(self.time_mlp_out(F.silu(self.time_mlp_in(t_emb))))
-            starts = torch.zeros(horizon, dtype=torch.int64, device=x_t.device)
-            starts[0] = 1
             return act, starts, cond
         if state is None:
             raise ValueError(f"pi0 needs batch[{STATE!r}] (B, {cfg.state_dim}); got None.")
         state_tok = self.state_proj(state.to(act.dtype))[:, None]  # (B, 1, D)
         fused = torch.cat([act, t_emb[:, None].expand_as(act)], dim=-1)  # (B, H, 2D)
         act = self.action_time_mlp_out(F.silu(self.action_time_mlp_in(fused)))
-        starts = torch.zeros(horizon + 1, dtype=torch.int64, device=x_t.device)
-        starts[:2] = 1
         return torch.cat([state_tok.to(act.dtype), act], dim=1), starts, None
 
     # ------------------------------------------------------------------------------------------------ transformer
@@ -170,25 +176,43 @@ class PI0Policy(nn.Module):
         streams: list[GemmaStack],
         hiddens: list[torch.Tensor],
         conds: list[torch.Tensor | None],
-        positions: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor],
         mask: torch.Tensor,
         cache: KVCache | None = None,
-    ) -> tuple[list[torch.Tensor], KVCache]:
-        """Run all layers of ``streams`` jointly; returns final-normed hidden states per stream and the new KV."""
-        cos, sin = rotary_cos_sin(positions, self.config.vlm.head_dim, self.config.vlm.rope_theta)
+        prefix_kv_only: bool = False,
+    ) -> tuple[list[torch.Tensor | None], KVCache]:
+        """Run all layers of ``streams`` jointly; returns final-normed hidden states per stream and the new KV.
+
+        ``rope`` holds the rotary (cos, sin) tables of :meth:`_rope` for the tokens of this call.
+
+        With ``prefix_kv_only`` the first stream (the language model on the prefix) computes only keys / values
+        in its last layer, because nothing reads its outputs there (training and the prefix cache read the
+        expert's outputs only); its returned hidden state is then None. Those parameters are frozen
+        (:func:`depi.policies.pi0.lora.unused_language_model_prefixes`).
+        """
+        cos, sin = rope
         new_cache: KVCache = []
         checkpoint = self.config.gradient_checkpointing and self.training
-        for i in range(self.config.vlm.depth):
+        depth = self.config.vlm.depth
+        for i in range(depth):
             layers = [s.layers[i] for s in streams]
             past = None if cache is None else cache[i]
+            kv_only = [prefix_kv_only and i == depth - 1 and j == 0 for j in range(len(streams))]
             if checkpoint:
                 hiddens, kv = torch.utils.checkpoint.checkpoint(
-                    decoder_layer, layers, hiddens, conds, cos, sin, mask, past, use_reentrant=False
+                    decoder_layer, layers, hiddens, conds, cos, sin, mask, past, kv_only, use_reentrant=False
                 )
             else:
-                hiddens, kv = decoder_layer(layers, hiddens, conds, cos, sin, mask, past)
+                hiddens, kv = decoder_layer(layers, hiddens, conds, cos, sin, mask, past, kv_only)
             new_cache.append(kv)
-        return [s.norm(h, c)[0] for s, h, c in zip(streams, hiddens, conds, strict=True)], new_cache
+        outputs = [
+            None if h is None else s.norm(h, c)[0] for s, h, c in zip(streams, hiddens, conds, strict=True)
+        ]
+        return outputs, new_cache
+
+    def _rope(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rotary (cos, sin) tables (B, 1, L, E) float32 for integer positions (B, L)."""
+        return rotary_cos_sin(positions, self.config.vlm.head_dim, self.config.vlm.rope_theta)
 
     def _velocity(self, out: torch.Tensor) -> torch.Tensor:
         return self.action_out_proj(out[:, -self.config.action_horizon :]).float()  # (B, H, A)
@@ -205,7 +229,12 @@ class PI0Policy(nn.Module):
         mask = make_attention_mask(valid, starts)
         positions = torch.cumsum(valid.to(torch.int64), dim=1) - 1
         (_, out), _ = self._layers(
-            [self.language_model, self.action_expert], [prefix, suffix], [None, cond], positions, mask
+            [self.language_model, self.action_expert],
+            [prefix, suffix],
+            [None, cond],
+            self._rope(positions),
+            mask,
+            prefix_kv_only=True,
         )
         return self._velocity(out)
 
@@ -220,7 +249,8 @@ class PI0Policy(nn.Module):
             noise: float32 (B, H, A), default standard normal.
             time: float32 (B,), default Beta(1.5, 1) * 0.999 + 0.001.
         Returns:
-            (scalar loss float32, {"loss": detached loss, "loss_per_dim": (A,) mean squared error per action dim}).
+            (scalar loss float32, {"loss": detached loss, "loss_per_dim": (A,) mean squared error per action dim,
+            "per_sample_loss": (B,) each sample's loss with the same masking, see :func:`flow.per_sample_loss`}).
         Raises:
             ValueError: actions are not (B, action_horizon, action_dim).
         """
@@ -247,7 +277,14 @@ class PI0Policy(nn.Module):
         loss, err = flow.flow_matching_loss(
             velocity, target, batch.get(ACTION_DIM_MASK), batch.get(ACTION_IS_PAD), masked=cfg.mask_loss
         )
-        return loss, {"loss": loss.detach(), "loss_per_dim": err.detach().mean(dim=(0, 1))}
+        per_sample = flow.per_sample_loss(
+            err.detach(), batch.get(ACTION_DIM_MASK), batch.get(ACTION_IS_PAD), masked=cfg.mask_loss
+        )
+        return loss, {
+            "loss": loss.detach(),
+            "loss_per_dim": err.detach().mean(dim=(0, 1)),
+            "per_sample_loss": per_sample,
+        }
 
     def forward(
         self, batch: dict[str, Any], noise: torch.Tensor | None = None, time: torch.Tensor | None = None
@@ -262,25 +299,37 @@ class PI0Policy(nn.Module):
             valid, torch.zeros(prefix.shape[1], dtype=torch.int64, device=prefix.device)
         )
         positions = torch.cumsum(valid.to(torch.int64), dim=1) - 1
-        _, cache = self._layers([self.language_model], [prefix], [None], positions, mask)
+        rope = self._rope(positions)
+        _, cache = self._layers([self.language_model], [prefix], [None], rope, mask, prefix_kv_only=True)
         return cache, valid
+
+    def _suffix_attention(
+        self, prefix_valid: torch.Tensor, horizon: int
+    ) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """Rotary tables and mask rows of the suffix attending the cached prefix + itself, the same at every
+        denoising step: ((cos, sin) (B, 1, Ls, E), mask bool (B, Ls, Lp + Ls)). Only the suffix rows are built."""
+        b, device = prefix_valid.shape[0], prefix_valid.device
+        starts = self._suffix_block_starts(horizon, device)
+        ls = starts.shape[0]
+        suffix_valid = torch.ones(b, ls, dtype=torch.bool, device=device)
+        mask = torch.cat(
+            [prefix_valid[:, None, :].expand(b, ls, -1), make_attention_mask(suffix_valid, starts)], dim=2
+        )
+        positions = prefix_valid.sum(dim=1, keepdim=True) + torch.arange(ls, device=device)[None]
+        return self._rope(positions), mask
 
     def _cached_velocity(
         self,
         cache: KVCache,
-        prefix_valid: torch.Tensor,
+        attention: tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor],
         state: torch.Tensor | None,
         x_t: torch.Tensor,
         time: torch.Tensor,
     ) -> torch.Tensor:
-        suffix, starts, cond = self.embed_suffix(state, x_t, time)
-        b, ls = suffix.shape[:2]
-        suffix_valid = torch.ones(b, ls, dtype=torch.bool, device=suffix.device)
-        mask = torch.cat(
-            [prefix_valid[:, None, :].expand(b, ls, -1), make_attention_mask(suffix_valid, starts)], dim=2
-        )
-        positions = prefix_valid.sum(dim=1, keepdim=True) + torch.arange(ls, device=suffix.device)[None]
-        (out,), _ = self._layers([self.action_expert], [suffix], [cond], positions, mask, cache)
+        """v(x_t, t) (B, H, A) float32 from the expert alone, attending the cached prefix keys / values."""
+        suffix, _, cond = self.embed_suffix(state, x_t, time)
+        rope, mask = attention
+        (out,), _ = self._layers([self.action_expert], [suffix], [cond], rope, mask, cache)
         return self._velocity(out)
 
     @torch.no_grad()
@@ -313,9 +362,21 @@ class PI0Policy(nn.Module):
             return flow.euler_sample(lambda x, t: self._full_velocity(batch, x, t), noise.float(), steps)
         cache, valid = self.prefix_cache(batch)
         state = batch.get(STATE)
+        attention = self._suffix_attention(valid, noise.shape[1])
         return flow.euler_sample(
-            lambda x, t: self._cached_velocity(cache, valid, state, x, t), noise.float(), steps
+            lambda x, t: self._cached_velocity(cache, attention, state, x, t), noise.float(), steps
         )
+
+    def flops_per_sample(self, num_cameras: int = len(CAMERA_SLOTS), prompt_len: int | None = None) -> float:
+        """Training (forward + backward) matmul FLOPs of one sample, for MFU (formula: :mod:`depi.policies.pi0.flops`).
+
+        Args:
+            num_cameras: camera slots per sample (default: the three pi0 slots, all run through SigLIP even when
+                masked).
+            prompt_len: prompt tokens (default: ``config.max_token_len``, the length the transforms pad to).
+        """
+        length = self.config.max_token_len if prompt_len is None else prompt_len
+        return float(training_flops_per_sample(self.config, num_cameras, length))
 
     @torch.no_grad()
     def language_logits(self, batch: dict[str, Any]) -> torch.Tensor:
@@ -328,17 +389,48 @@ class PI0Policy(nn.Module):
             valid, torch.zeros(prefix.shape[1], dtype=torch.int64, device=prefix.device)
         )
         positions = torch.cumsum(valid.to(torch.int64), dim=1) - 1
-        (hidden,), _ = self._layers([self.language_model], [prefix], [None], positions, mask)
+        (hidden,), _ = self._layers([self.language_model], [prefix], [None], self._rope(positions), mask)
         return F.linear(hidden, self.language_model.embed_tokens.weight).float()
 
     # ------------------------------------------------------------------------------------------------ persistence
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` (all parameters) to ``directory``; returns it."""
+    def save_pretrained(
+        self, directory: str | Path, state_dict: dict[str, torch.Tensor] | None = None
+    ) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` to ``directory``; returns it.
+
+        Args:
+            directory: created if missing.
+            state_dict: the tensors to write instead of this module's own, e.g. the full state dict that
+                ``accelerator.get_state_dict(model)`` gathers from FSDP shards on the main process (keys as in
+                this module's ``state_dict``). Default: ``self.state_dict()``.
+        Raises:
+            ValueError: ``state_dict`` keys or shapes differ from this module's (the message lists them); nothing
+                is written then.
+        """
+        own = self.state_dict()
+        if state_dict is None:
+            state_dict = own
+        missing = sorted(set(own) - set(state_dict))
+        unexpected = sorted(set(state_dict) - set(own))
+        if missing or unexpected:
+            raise ValueError(
+                f"save_pretrained({directory}): the given state_dict does not match {type(self).__name__}: "
+                f"missing {missing[:5]} ({len(missing)}), unexpected {unexpected[:5]} ({len(unexpected)}). Pass "
+                "the keys of policy.state_dict() (strip wrapper prefixes such as 'policy.' or '_orig_mod.')."
+            )
+        wrong = [k for k in own if tuple(state_dict[k].shape) != tuple(own[k].shape)]
+        if wrong:
+            k = wrong[0]
+            raise ValueError(
+                f"save_pretrained({directory}): state_dict[{k!r}] has shape {tuple(state_dict[k].shape)}, expected "
+                f"{tuple(own[k].shape)} ({len(wrong)} tensors differ); a sharded (FSDP) state dict must be gathered "
+                "first with accelerator.get_state_dict(model)."
+            )
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
+        tensors = {k: state_dict[k].detach().cpu().contiguous() for k in own}
         save_file(
-            state, str(directory / WEIGHTS_NAME), metadata={"format": "pt", "depi_policy": self.config.type}
+            tensors, str(directory / WEIGHTS_NAME), metadata={"format": "pt", "depi_policy": self.config.type}
         )
         (directory / CONFIG_NAME).write_text(json.dumps(config_to_dict(self.config), indent=2))
         return directory

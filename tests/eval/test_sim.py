@@ -1,0 +1,80 @@
+"""depi-eval sim: receding-horizon rollouts of a checkpoint and of the scripted expert, results and videos."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from depi.eval.cli import main
+from depi.eval.policy_runner import EvalPolicyConfig
+from depi.eval.sim import SimEvalConfig, env_steps_of_chunk, run_sim_eval
+from tests.eval.conftest import ENV, IMAGE_SIZE, TinyRun
+
+
+def test_chunk_steps_follow_the_env_rate() -> None:
+    # 10-step chunk at 30 Hz (0.3 s to the last step) on a 10-Hz env: env steps at 0, 0.1, 0.2, 0.3 s.
+    np.testing.assert_allclose(env_steps_of_chunk(10, 30.0, 10.0), [0, 3, 6, 9])
+    # On an 80-Hz env: every 0.375 chunk step, up to position 9 -> 25 env steps.
+    positions = env_steps_of_chunk(10, 30.0, 80.0)
+    assert len(positions) == 25 and positions[-1] == pytest.approx(9.0)
+    np.testing.assert_allclose(env_steps_of_chunk(4, 10.0, 10.0), [0, 1, 2, 3])
+
+
+def test_checkpoint_rollout_writes_results_and_videos(tiny_run: TinyRun, tmp_path: Path) -> None:
+    config = SimEvalConfig(
+        env=ENV, policy=EvalPolicyConfig(path=str(tiny_run.checkpoint)), episodes=2, seed=5, n_action_steps=3,
+        num_videos=1, output_dir=str(tmp_path), max_episode_steps=8,
+    )  # fmt: skip
+    summary = run_sim_eval(config)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved == summary
+    assert [e["seed"] for e in saved["episodes"]] == [5, 6]
+    assert all(e["steps"] == 8 and not e["success"] for e in saved["episodes"])  # 2 training steps: no skill
+    assert saved["image_size"] == IMAGE_SIZE  # the size the checkpoint's dataset was recorded at
+    assert saved["n_action_steps"] == 3 and saved["control_fps"] == 30.0
+    assert saved["successes"] == 0 and saved["ci95"][0] == 0.0 and 0.5 < saved["ci95"][1] < 0.9
+    video = Path(saved["episodes"][0]["video"])
+    assert saved["episodes"][1]["video"] is None
+    with av.open(str(video)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) == 9  # the 8 observations acted on and the last one
+    assert frames[0].shape[0] == IMAGE_SIZE and frames[0].shape[1] % IMAGE_SIZE == 0
+
+
+def test_expert_row_succeeds_through_the_same_harness(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    pytest.importorskip("metaworld", reason="Meta-World is not installed (scripts/sim_requirements.txt)")
+    main(["sim", f"--env={ENV}", "--policy.path=expert", "--episodes=2", "--num_videos=0",
+          f"--image_size={IMAGE_SIZE}", f"--output_dir={tmp_path}"])  # fmt: skip
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["successes"] == 2 and saved["policy"].startswith("expert")
+    assert all(e["success"] and 0 < e["steps"] < saved["max_episode_steps"] for e in saved["episodes"])
+    table = capsys.readouterr().out
+    assert "success" in table.splitlines()[0] and "100%" in table
+
+
+def test_too_many_action_steps_for_one_chunk_is_refused(tiny_run: TinyRun, tmp_path: Path) -> None:
+    config = SimEvalConfig(
+        env=ENV, policy=EvalPolicyConfig(path=str(tiny_run.checkpoint)), episodes=1, n_action_steps=50,
+        output_dir=str(tmp_path), max_episode_steps=4,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="covers only 9 steps"):
+        run_sim_eval(config)
+
+
+def test_env_of_another_embodiment_is_refused(tiny_run: TinyRun, tmp_path: Path) -> None:
+    pytest.importorskip("lerobot_env_so101", reason="the SO-101 simulator is not installed")
+    config = SimEvalConfig(
+        env="so101_pick_place", policy=EvalPolicyConfig(path=str(tiny_run.checkpoint)), episodes=1,
+        output_dir=str(tmp_path), image_size=IMAGE_SIZE,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="has no norm stats"):
+        run_sim_eval(config)
+
+
+def test_missing_policy_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="--policy.path"):
+        SimEvalConfig(env=ENV)
