@@ -34,6 +34,10 @@ class DatasetConfig:
         tolerance_s: seconds a timestamp may deviate from the ``1 / fps`` grid (handed to each source;
             LeRobot's default 1e-4).
         video_backend: video decoder handed to each source (None: the reader's default).
+        holdout_dir: folder of split files (``<repo_id with '/' -> '__'>.json``, written by
+            ``depi-eval offline --split.splits_dir=DIR``): each dataset with a file there loses its
+            ``test_episodes`` from what is sampled, weighted and used for the norm stats (the evaluation
+            then scores them as truly held out). None: every episode is used.
         report_path: where the build report (kept / excluded datasets) is written as JSON; None: not written.
         seed: sampler seed.
     """
@@ -56,6 +60,7 @@ class DatasetConfig:
     max_load_retries: int = 10
     tolerance_s: float = 1e-4
     video_backend: str | None = None
+    holdout_dir: str | None = None
     report_path: str | None = None
     seed: int = 0
 

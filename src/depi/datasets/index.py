@@ -9,7 +9,13 @@ the reason; nothing is skipped silently.
 Index layout (numpy, shared copy-on-write by forked DataLoader workers; ``N`` kept datasets, ``E`` episodes
 in all): ``num_frames (N,)``, ``offsets (N+1,)`` global frame offsets, ``fps (N,)``, ``state_dim (N,)``,
 ``action_dim (N,)``, ``embodiment_id (N,)``, ``episode_offsets (N+1,)`` into the episode arrays
-``episode_start (E,)`` / ``episode_end (E,)`` (rows ``[start, end)`` within the dataset, episode order).
+``episode_start (E,)`` / ``episode_end (E,)`` (rows ``[start, end)`` within the dataset, episode order), and
+``episode_kept (E,)`` bool: False for episodes held out of training (:meth:`MixtureIndex.with_held_out`).
+
+Global frames cover every row of every kept dataset (so any frame can be read back, e.g. by the evaluation);
+what training samples are the frames of kept episodes: ``kept_frames (N,)`` per dataset, numbered
+``0 .. sum(kept_frames) - 1`` in dataset then row order ("kept ranks"), which :meth:`MixtureIndex.kept_runs`
+maps back to global frames. Without held-out episodes a kept rank is its global frame.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -175,12 +181,70 @@ class MixtureIndex:
     episode_offsets: np.ndarray
     episode_start: np.ndarray
     episode_end: np.ndarray
+    episode_kept: np.ndarray
     num_selected: int = field(default=0)
 
     @property
     def total_frames(self) -> int:
-        """Frames over all kept datasets."""
+        """Frames over all kept datasets, held-out episodes included (the global frame range)."""
         return int(self.offsets[-1])
+
+    @property
+    def kept_frames(self) -> np.ndarray:
+        """int64 (N,) frames per dataset that training samples (held-out episodes left out)."""
+        lengths = np.where(self.episode_kept, self.episode_end - self.episode_start, 0)
+        per_dataset = np.concatenate([[0], np.cumsum(lengths)])[self.episode_offsets]
+        return np.diff(per_dataset).astype(np.int64)
+
+    def held_out_episodes(self, d: int) -> list[int]:
+        """``episode_index`` values of dataset ``d`` held out of training (sorted)."""
+        lo, hi = int(self.episode_offsets[d]), int(self.episode_offsets[d + 1])
+        return sorted(int(e) for e in self.entries[d].episode_ids[~self.episode_kept[lo:hi]])
+
+    def kept_runs(self) -> tuple[np.ndarray, np.ndarray]:
+        """The kept episodes as runs of global frames, in dataset then row order.
+
+        Returns:
+            ``(start, length)``, int64 (K,) each: run ``i`` is global frames ``[start[i], start[i] + length[i])``;
+            kept rank ``q`` is frame ``start[i] + q - sum(length[:i])`` of the run whose cumulative span holds
+            it. Lengths per dataset sum to :attr:`kept_frames`.
+        """
+        dataset = np.repeat(np.arange(len(self.entries)), np.diff(self.episode_offsets))
+        start = self.offsets[dataset] + self.episode_start
+        length = self.episode_end - self.episode_start
+        return start[self.episode_kept].astype(np.int64), length[self.episode_kept].astype(np.int64)
+
+    def kept_frame(self, rank: int) -> int:
+        """Global frame of kept rank ``rank`` (the identity when no episode is held out).
+
+        Raises:
+            IndexError: ``rank`` out of ``[0, sum(kept_frames))``.
+        """
+        start, length = self.kept_runs()
+        ends = np.cumsum(length)
+        if not 0 <= rank < (int(ends[-1]) if ends.size else 0):
+            raise IndexError(f"Kept frame {rank} out of range [0, {int(ends[-1]) if ends.size else 0}).")
+        run = int(np.searchsorted(ends, rank, side="right"))
+        return int(start[run] + rank - (ends[run] - length[run]))
+
+    def with_held_out(self, held_out: dict[int, np.ndarray]) -> MixtureIndex:
+        """A copy whose ``episode_kept`` is False on the given episodes.
+
+        Args:
+            held_out: dataset position -> bool (E_d,) mask over that dataset's episodes (True: held out).
+
+        Raises:
+            ValueError: a mask's length is not the dataset's episode count.
+        """
+        kept = self.episode_kept.copy()
+        for d, mask in held_out.items():
+            lo, hi = int(self.episode_offsets[d]), int(self.episode_offsets[d + 1])
+            if len(mask) != hi - lo:
+                raise ValueError(
+                    f"{self.entries[d].repo_id}: held-out mask of {len(mask)} != {hi - lo} episodes"
+                )
+            kept[lo:hi] &= ~np.asarray(mask, dtype=bool)
+        return replace(self, episode_kept=kept)
 
     def locate(self, global_index: int) -> tuple[int, int, int]:
         """Global frame index -> ``(dataset position, row in the dataset, episode position in the index)``.
@@ -254,5 +318,6 @@ def build_index(
             [end - e.episode_lengths for end, e in zip(ends, entries, strict=True)] or [np.zeros(0)]
         ).astype(np.int64),
         episode_end=np.concatenate(ends or [np.zeros(0)]).astype(np.int64),
+        episode_kept=np.ones(int(sum(len(e.episode_lengths) for e in entries)), dtype=bool),
         num_selected=len(refs),
     )

@@ -1,6 +1,8 @@
 """``MultiLeRobotDataset``: one map-style dataset of canonical samples over many LeRobot datasets.
 
-Global frame ``g`` is row ``g - offsets[d]`` of dataset ``d`` (see :mod:`depi.datasets.index`). A sample is
+Global frame ``g`` is row ``g - offsets[d]`` of dataset ``d`` (see :mod:`depi.datasets.index`). With
+``holdout_dir`` the split files' held-out episodes stay readable by index but are never sampled, weighted or
+used as replacements (:mod:`depi.datasets.holdout`). A sample is
 the canonical sample of the architecture guide:
 
 ============================  =====================================================================
@@ -56,6 +58,7 @@ from depi.constants import (
 from depi.datasets.annotations import load_camera_roles
 from depi.datasets.chunks import chunk_positions, resample_chunk
 from depi.datasets.config import DatasetConfig
+from depi.datasets.holdout import load_held_out_episodes
 from depi.datasets.index import DatasetEntry, MixtureIndex, build_index
 from depi.datasets.report import format_summary, summary_line, write_report
 from depi.datasets.sampler import MixtureSampler, compute_weights, load_weights_file
@@ -105,7 +108,8 @@ class MultiLeRobotDataset(Dataset):
     Raises:
         RuntimeError: fewer than ``config.min_valid_fraction`` of the selected datasets are usable (the
             message lists the first reasons and names the report file).
-        ValueError / FileNotFoundError: the selection or a curation file is invalid.
+        ValueError / FileNotFoundError: the selection, a curation file or a split file of ``holdout_dir`` is
+            invalid.
     """
 
     def __init__(self, config: DatasetConfig, *, max_open_sources: int = 32, verbose: bool = True) -> None:
@@ -124,12 +128,19 @@ class MultiLeRobotDataset(Dataset):
             camera_roles=load_camera_roles(config.camera_roles_file),
             annotations_dir=config.annotations_dir,
         )
+        if config.holdout_dir is not None:
+            self.index = self.index.with_held_out(
+                {
+                    d: load_held_out_episodes(config.holdout_dir, entry.repo_id, entry.episode_ids)
+                    for d, entry in enumerate(self.index.entries)
+                }
+            )
         explicit = None
         if config.weighting == "file":
             explicit = load_weights_file(config.weights_file, [e.repo_id for e in self.index.entries])
         if self.index.entries:
             self.weights = compute_weights(
-                self.index.num_frames, config.weighting, alpha=config.temperature_alpha, explicit=explicit
+                self.index.kept_frames, config.weighting, alpha=config.temperature_alpha, explicit=explicit
             )
         else:
             self.weights = np.zeros(0)
@@ -188,12 +199,13 @@ class MultiLeRobotDataset(Dataset):
     def make_sampler(self, *, rank: int = 0, world_size: int = 1, batch_size: int = 1) -> MixtureSampler:
         """The infinite weighted sampler of this mixture (seed from the config)."""
         return MixtureSampler(
-            self.index.num_frames,
+            self.index.kept_frames,
             self.weights,
             seed=self.config.seed,
             rank=rank,
             world_size=world_size,
             batch_size=batch_size,
+            frame_runs=self.index.kept_runs() if self.config.holdout_dir is not None else None,
         )
 
     # --- loading -------------------------------------------------------------------------------------------
@@ -293,7 +305,7 @@ class MultiLeRobotDataset(Dataset):
                 )
                 last_error = err
                 rng = np.random.default_rng([self.config.seed, int(global_index), attempt])
-                index = int(rng.integers(len(self)))
+                index = self.index.kept_frame(int(rng.integers(int(self.index.kept_frames.sum()))))
         raise RuntimeError(
             f"Frame {global_index} and {self.config.max_load_retries} replacement frames failed to load; "
             "see the warnings above for the datasets involved, and run `depi-validate` on them."

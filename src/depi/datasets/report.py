@@ -16,18 +16,20 @@ _SHOWN = 10
 
 
 def report_dict(index: MixtureIndex, weights: np.ndarray) -> dict:
-    """JSON-able report: per kept dataset (frames, fps, dims, embodiment, camera slots, dropped cameras,
-    weight)
+    """JSON-able report: per kept dataset (sampled frames, episodes, held-out episodes, fps, dims, embodiment,
+    camera slots, dropped cameras, weight)
     and per excluded dataset (root, reason)."""
     kept = []
+    kept_frames = index.kept_frames
     for i, e in enumerate(index.entries):
         kept.append(
             {
                 "repo_id": e.repo_id,
                 "root": str(e.root),
                 "codebase_version": e.codebase_version,
-                "frames": int(index.num_frames[i]),
+                "frames": int(kept_frames[i]),
                 "episodes": int(len(e.episode_lengths)),
+                "held_out_episodes": index.held_out_episodes(i),
                 "fps": e.fps,
                 "state_dim": e.state_dim,
                 "action_dim": e.action_dim,
@@ -60,10 +62,12 @@ def _table(header: list[str], rows: list[list[object]]) -> list[str]:
 
 
 def summary_line(index: MixtureIndex) -> str:
-    """One line: datasets kept / excluded, frames, embodiments."""
+    """One line: datasets kept / excluded, frames (sampled; held-out ones counted apart), embodiments."""
+    kept = int(index.kept_frames.sum())
+    held = f" ({index.total_frames - kept:,} more held out)" if kept < index.total_frames else ""
     return (
         f"Mixture: {len(index.entries)} datasets kept, {len(index.excluded)} excluded "
-        f"(of {index.num_selected} selected), {index.total_frames:,} frames, "
+        f"(of {index.num_selected} selected), {kept:,} frames{held}, "
         f"{len(index.embodiments)} embodiments"
     )
 
@@ -72,13 +76,14 @@ def format_summary(index: MixtureIndex, weights: np.ndarray, *, report_path: str
     """The printed build summary: totals, embodiments, camera-role table, weights, exclusions."""
     lines = [summary_line(index) + (f"; report: {report_path}" if report_path else "")]
     rows = []
+    kept_frames = index.kept_frames
     for g, name in enumerate(index.embodiments):
         members = index.embodiment_id == g
         rows.append(
             [
                 name,
                 int(members.sum()),
-                f"{int(index.num_frames[members].sum()):,}",
+                f"{int(kept_frames[members].sum()):,}",
                 f"{weights[members].sum():.3f}",
             ]
         )
@@ -103,7 +108,7 @@ def format_summary(index: MixtureIndex, weights: np.ndarray, *, report_path: str
 
     order = np.argsort(-weights, kind="stable")[:_SHOWN]
     weight_rows = [
-        [index.entries[i].repo_id, f"{int(index.num_frames[i]):,}", f"{index.fps[i]:g}", f"{weights[i]:.4f}"]
+        [index.entries[i].repo_id, f"{int(kept_frames[i]):,}", f"{index.fps[i]:g}", f"{weights[i]:.4f}"]
         for i in order
     ]
     if len(weights):

@@ -19,6 +19,11 @@ lives in block ``b = k // BLOCK``, whose draws come from a Philox counter-based 
 DataLoader with ``W`` workers and batch size ``B`` (IterableDataset use), worker ``w`` takes the rank-stream
 batches ``j // B ≡ w (mod W)``, which the DataLoader hands back in order — so every rank sees the same
 sequence whatever ``W`` is, and ranks / workers never overlap.
+
+Held-out episodes (``frame_runs``): ``n_d`` then counts the frames that may be drawn, the draw gives a rank in
+that kept-frame space, and the rank is mapped to its global frame through the runs of kept frames
+(``searchsorted`` over their cumulative lengths). The stream stays a pure function of ``(seed, k)`` for a given
+set of runs; with no episode held out the runs are the whole datasets and the stream is unchanged.
 """
 
 from __future__ import annotations
@@ -125,6 +130,9 @@ class MixtureSampler(Sampler[int]):
         batch_size: DataLoader batch size; only used to split batches between IterableDataset workers.
         start: rank-stream position to start from (see :meth:`load_state_dict`); for the IterableDataset
             path keep it a multiple of ``batch_size`` so that every batch comes from one worker.
+        frame_runs: ``(start, length)`` int (K,) runs of global frames that may be drawn, in dataset order,
+            whose lengths sum per dataset to ``num_frames`` (:meth:`depi.datasets.index.MixtureIndex.kept_runs`);
+            None: dataset ``d``'s frames are the global frames ``offsets[d] .. offsets[d] + n_d - 1``.
 
     Raises:
         ValueError: inconsistent shapes, bad rank, or negative values.
@@ -140,6 +148,7 @@ class MixtureSampler(Sampler[int]):
         world_size: int = 1,
         batch_size: int = 1,
         start: int = 0,
+        frame_runs: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         num_frames = np.asarray(num_frames, dtype=np.int64)
         weights = np.asarray(weights, dtype=np.float64)
@@ -160,6 +169,17 @@ class MixtureSampler(Sampler[int]):
         self.start = start
         self._block_id = -1
         self._block = np.empty(0, dtype=np.int64)
+        self.run_start = self.run_first = self.run_end = None
+        if frame_runs is not None:
+            run_start, run_length = (np.asarray(a, dtype=np.int64) for a in frame_runs)
+            if run_start.shape != run_length.shape or int(run_length.sum()) != int(self.offsets[-1]):
+                raise ValueError(
+                    f"frame_runs of shapes {run_start.shape}, {run_length.shape} and {int(run_length.sum())} "
+                    f"frames do not match num_frames ({int(self.offsets[-1])} frames)."
+                )
+            # (K,) each: a run's first global frame, and its first / one-past-last kept rank
+            self.run_start, self.run_end = run_start, np.cumsum(run_length)
+            self.run_first = self.run_end - run_length
 
     def _draw_block(self, block_id: int) -> np.ndarray:
         rng = np.random.Generator(np.random.Philox(key=(self.seed << 64) | block_id))
@@ -168,7 +188,11 @@ class MixtureSampler(Sampler[int]):
         dataset = np.minimum(dataset, len(self.num_frames) - 1)
         # Zero-weight datasets are never chosen (their cumulative step is empty), so n_d >= 1 here.
         frame = np.floor(u_frame * self.num_frames[dataset]).astype(np.int64)
-        return self.offsets[dataset] + frame
+        rank = self.offsets[dataset] + frame
+        if self.run_start is None:
+            return rank
+        run = np.searchsorted(self.run_end, rank, side="right")  # (BLOCK,) the run holding each kept rank
+        return self.run_start[run] + rank - self.run_first[run]
 
     def global_index(self, k: int) -> int:
         """Global frame index of sample ``k`` of the un-sharded stream (pure function of ``(seed, k)``)."""

@@ -90,10 +90,11 @@ class StatsInput:
     Attributes:
         repo_id: dataset id (for the manifest and errors).
         files: the dataset's parquet data files (hashed for the cache).
-        num_frames: rows in the dataset.
-        read_column: key (``observation.state`` / ``action``) -> (num_frames, D) array over all rows.
-        episode_lengths: int (E,) frames per episode, in row order (needed for delta-action stats only).
+        num_frames: rows used (the dataset's, less held-out episodes).
+        read_column: key (``observation.state`` / ``action``) -> (num_frames, D) array over the rows used.
+        episode_lengths: int (E,) frames per episode used, in row order (needed for delta-action stats only).
         fps: recording rate, Hz (needed for delta-action stats only).
+        held_out_episodes: ``episode_index`` values left out of ``read_column`` (part of the cache hash).
     """
 
     repo_id: str
@@ -102,6 +103,7 @@ class StatsInput:
     read_column: Callable[[str], np.ndarray]
     episode_lengths: np.ndarray | None = None
     fps: float | None = None
+    held_out_episodes: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -201,12 +203,14 @@ def delta_action_chunks(
 
 
 def input_hash(groups: dict[str, list[StatsInput]], settings: dict[str, object]) -> str:
-    """sha256 of the group layout, each data file's path / size / mtime (ns), and ``settings``."""
+    """sha256 of the group layout, each data file's path / size / mtime (ns), held-out episodes, ``settings``."""
     h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     for group in sorted(groups):
         h.update(group.encode())
         for item in groups[group]:
             h.update(item.repo_id.encode())
+            if item.held_out_episodes:  # absent for whole datasets: their earlier hashes stay valid
+                h.update(f"held_out={list(item.held_out_episodes)}".encode())
             for path in item.files:
                 st = path.stat()
                 h.update(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())

@@ -90,19 +90,34 @@ def _column_reader(entry: DatasetEntry, on_done: Callable[[], None]) -> Callable
     return read
 
 
+def _kept_rows(read: Callable[[str], np.ndarray], rows: np.ndarray) -> Callable[[str], np.ndarray]:
+    return lambda key: read(key)[rows]
+
+
 def group_inputs(
     index: MixtureIndex, on_done: Callable[[], None] = lambda: None
 ) -> dict[str, list[StatsInput]]:
-    """The kept datasets of a mixture index, grouped by embodiment, as lazy column readers."""
+    """The kept datasets of a mixture index, grouped by embodiment, as lazy column readers.
+
+    Episodes the index holds out (``episode_kept`` False) are left out: their rows are dropped from the columns
+    and their lengths from ``episode_lengths`` (episodes are contiguous row ranges in episode order, so the
+    delta-action chunks of the remaining frames are unchanged).
+    """
     groups: dict[str, list[StatsInput]] = defaultdict(list)
     for i, entry in enumerate(index.entries):
+        kept = index.episode_kept[int(index.episode_offsets[i]) : int(index.episode_offsets[i + 1])]
+        read = _column_reader(entry, on_done)
+        if not kept.all():
+            rows = np.repeat(kept, entry.episode_lengths)  # bool (num_frames,)
+            read = _kept_rows(read, rows)
         item = StatsInput(
             entry.repo_id,
             entry.data_files,
-            int(index.num_frames[i]),
-            _column_reader(entry, on_done),
-            episode_lengths=entry.episode_lengths,
+            int(entry.episode_lengths[kept].sum()),
+            read,
+            episode_lengths=entry.episode_lengths[kept],
             fps=entry.fps,
+            held_out_episodes=tuple(index.held_out_episodes(i)),
         )
         groups[entry.embodiment].append(item)
     return dict(groups)

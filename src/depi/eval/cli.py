@@ -6,9 +6,11 @@ Usage::
     depi-eval sim --env metaworld/reach-v3 --policy.path=expert --episodes 10      # the reference row
     depi-eval offline --policy.path=outputs/demo_run/checkpoints/000001000 --dataset.root=outputs/demo_data \\
         --stride 5 --max_samples 50
+    depi-eval split --root=outputs/demo_data --split.test_fraction=0.2 --split.splits_dir=outputs/splits
 
 Flags are draccus flags of :class:`depi.eval.sim.SimEvalConfig` and :class:`depi.eval.offline.OfflineEvalConfig`
-(``depi-eval sim --help``).
+(``depi-eval sim --help``); ``split`` takes :class:`depi.eval.splits.MakeSplitsConfig` and only writes the split
+files (train with ``--dataset.holdout_dir`` on them, then ``offline`` scores the held-out episodes).
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ import draccus
 
 from depi.eval.offline import OfflineEvalConfig, format_offline_summary, run_offline_eval
 from depi.eval.sim import SimEvalConfig, format_sim_summary, run_sim_eval
+from depi.eval.splits import MakeSplitsConfig, make_splits, split_path
 
-COMMANDS = ("sim", "offline")
+COMMANDS = ("sim", "offline", "split")
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console script ``depi-eval``: ``depi-eval {sim,offline} [flags]``; prints the summary table.
+    """Console script ``depi-eval``: ``depi-eval {sim,offline,split} [flags]``; prints the summary table
+    (``split``: one line per dataset file written or reused).
 
     Raises:
         SystemExit: no or an unknown sub-command (the usage is printed).
@@ -41,6 +45,13 @@ def main(argv: list[str] | None = None) -> None:
     if command == "sim":
         sim_config = draccus.parse(SimEvalConfig, args=flags)
         print(format_sim_summary([run_sim_eval(sim_config)]))
+    elif command == "split":
+        split_config = draccus.parse(MakeSplitsConfig, args=flags)
+        for split in make_splits(split_config):
+            path = split_path(split_config.split.splits_dir, split.repo_id)
+            print(
+                f"{split.repo_id}: {len(split.test_episodes)} test / {len(split.train_episodes)} train -> {path}"
+            )
     else:
         offline_config = draccus.parse(OfflineEvalConfig, args=flags)
         print(format_offline_summary(run_offline_eval(offline_config)))

@@ -3,7 +3,9 @@
 Samples are the mixture's canonical samples (:class:`depi.datasets.mixture.MultiLeRobotDataset` built with the
 checkpoint's ``control_fps``, ``action_horizon``, embodiment grouping and camera roles), so the policy sees
 exactly what training fed it. Every ``stride``-th frame of each episode is evaluated (at most ``max_samples``
-per dataset and split, evenly spaced). Episodes are split by :mod:`depi.eval.splits`.
+per dataset and split, evenly spaced). Episodes are split by :mod:`depi.eval.splits`, except that a dataset
+whose held-out episodes the checkpoint's ``mixture_manifest.json`` lists (training with
+``--dataset.holdout_dir``) is tested on exactly those (``--split.from_checkpoint=false`` turns this off).
 
 Metrics, in the dataset's action units (after the output transforms: unnormalized, absolute), on the real
 action dims ``A`` and the chunk steps that are not padding (``action_is_pad`` False), for predictions
@@ -14,8 +16,8 @@ action dims ``A`` and the chunk steps that are not padding (``action_is_pad`` Fa
 * **cosine similarity**: ``<p, r> / (|p| |r|)`` of the flattened valid steps of one chunk, averaged over the
   samples (0 where a norm is 0).
 
-Outputs under ``output_dir``: ``results.json`` (per dataset and split: samples, MSE, cosine; the split files
-used) and ``splits/<repo_id>.json``; the summary table goes to stdout.
+Outputs under ``output_dir``: ``results.json`` (per dataset and split: samples, MSE, cosine; the split used
+and its source) and ``splits/<repo_id>.json``; the summary table goes to stdout.
 """
 
 from __future__ import annotations
@@ -33,9 +35,16 @@ from depi.constants import ACTION_IS_PAD, ACTIONS
 from depi.datasets.config import DatasetConfig
 from depi.datasets.format import load_meta
 from depi.datasets.mixture import MultiLeRobotDataset
-from depi.eval.policy_runner import Binding, Checkpoint, EvalPolicyConfig, PolicyRunner, load_checkpoint
+from depi.eval.policy_runner import (
+    MANIFEST_FILE,
+    Binding,
+    Checkpoint,
+    EvalPolicyConfig,
+    PolicyRunner,
+    load_checkpoint,
+)
 from depi.eval.report import format_table, write_json
-from depi.eval.splits import Split, SplitConfig, load_or_make_split
+from depi.eval.splits import Split, SplitConfig, held_out_split, load_or_make_split, split_path
 
 logger = logging.getLogger(__name__)
 
@@ -236,10 +245,38 @@ def build_mixture(checkpoint: Checkpoint, dataset: OfflineDatasetConfig) -> Mult
     return mixture
 
 
-def dataset_splits(mixture: MultiLeRobotDataset, config: SplitConfig, splits_dir: Path) -> list[Split]:
-    """The split of each dataset of the mixture (reused from ``splits_dir`` or made and written there)."""
+def checkpoint_held_out(checkpoint: Checkpoint) -> dict[str, list[int]]:
+    """repo_id -> the episodes the checkpoint's training held out (``held_out_episodes`` of its mixture
+    manifest), for the datasets with any; empty for runs trained without ``--dataset.holdout_dir``."""
+    return {
+        d["repo_id"]: [int(e) for e in d["held_out_episodes"]]
+        for d in checkpoint.manifest.get("datasets", [])
+        if d.get("held_out_episodes")
+    }
+
+
+def dataset_splits(
+    mixture: MultiLeRobotDataset,
+    config: SplitConfig,
+    splits_dir: Path,
+    held_out: dict[str, list[int]] | None = None,
+    origin: str = "mixture_manifest.json",
+) -> list[Split]:
+    """The split of each dataset of the mixture.
+
+    A dataset in ``held_out`` (see :func:`checkpoint_held_out`) is tested on exactly those episodes; the others
+    are split by ``config`` (reused from ``splits_dir`` or made and written there).
+
+    Raises:
+        ValueError: a held-out episode is not in the dataset, or a split file disagrees (see
+            :func:`depi.eval.splits.load_or_make_split`).
+    """
+    held_out = held_out or {}
     splits = []
     for entry in mixture.index.entries:
+        if entry.repo_id in held_out:
+            splits.append(held_out_split(entry.repo_id, entry.episode_ids, held_out[entry.repo_id], origin))
+            continue
         episode_tasks = {
             ep.episode_index: (ep.tasks[0] if ep.tasks else "") for ep in load_meta(entry.root).episodes
         }
@@ -258,7 +295,9 @@ def run_offline_eval(config: OfflineEvalConfig) -> dict:
     output_dir = Path(config.output_dir or "outputs/eval/offline")
     splits_dir = Path(config.split.splits_dir) if config.split.splits_dir else output_dir / "splits"
     mixture = build_mixture(checkpoint, config.dataset)
-    splits = dataset_splits(mixture, config.split, splits_dir)
+    held_out = checkpoint_held_out(checkpoint) if config.split.from_checkpoint else {}
+    manifest_path = str(Path(checkpoint.path) / MANIFEST_FILE)
+    splits = dataset_splits(mixture, config.split, splits_dir, held_out, manifest_path)
     runners = [
         PolicyRunner(
             checkpoint,
@@ -282,7 +321,12 @@ def run_offline_eval(config: OfflineEvalConfig) -> dict:
             found = metrics.get((d, name), SplitMetrics())
             totals[name].merge(found)
             row[name] = found.to_json()
-        row["split"] = {"train_episodes": splits[d].train_episodes, "test_episodes": splits[d].test_episodes}
+        from_manifest = splits[d].mode == "checkpoint"
+        row["split"] = {
+            "source": manifest_path if from_manifest else str(split_path(splits_dir, entry.repo_id)),
+            "train_episodes": splits[d].train_episodes,
+            "test_episodes": splits[d].test_episodes,
+        }
         datasets.append(row)
     results = {
         "checkpoint": str(checkpoint.path),

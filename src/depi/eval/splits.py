@@ -16,12 +16,15 @@ exclude the held-out episodes and an evaluation can reuse exactly the same split
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from depi.datasets.format import load_meta
+from depi.datasets.holdout import holdout_path
+from depi.datasets.selection import select_datasets
 from depi.eval.report import write_json
 
 SPLIT_MODES = ("episode", "task")
@@ -37,13 +40,18 @@ class SplitConfig:
         test_fraction: fraction of episodes (``episode``) or multi-episode tasks (``task``) held out, in [0, 1].
         seed: split seed.
         splits_dir: folder of the split files: an existing file for a dataset is reused (and must have been
-            made with these settings), a missing one is written. None: ``<output_dir>/splits``.
+            made with these settings), a missing one is written. None: ``<output_dir>/splits``. Train with
+            ``depi-train --dataset.holdout_dir=<this folder>`` to keep the test episodes out of training.
+        from_checkpoint: for a dataset whose held-out episodes the checkpoint's ``mixture_manifest.json``
+            lists (trained with ``--dataset.holdout_dir``), test on exactly those episodes instead of splitting
+            by the settings above. False: always split by the settings.
     """
 
     mode: str = "episode"
     test_fraction: float = 0.2
     seed: int = 0
     splits_dir: str | None = None
+    from_checkpoint: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in SPLIT_MODES:
@@ -108,9 +116,32 @@ def split_episodes(repo_id: str, episode_tasks: Mapping[int, str], config: Split
     return Split(repo_id, config.mode, config.test_fraction, config.seed, train, sorted(test))
 
 
+def held_out_split(repo_id: str, episodes: Sequence[int], test_episodes: Sequence[int], origin: str) -> Split:
+    """The split whose test episodes are those training held out (mode ``checkpoint``, seed -1).
+
+    Args:
+        repo_id: the dataset.
+        episodes: all its ``episode_index`` values.
+        test_episodes: the held-out ones (from the checkpoint's mixture manifest).
+        origin: where ``test_episodes`` come from, for the error.
+
+    Raises:
+        ValueError: a held-out episode is not an episode of the dataset (message names ``origin`` and the fix).
+    """
+    test = sorted({int(e) for e in test_episodes})
+    unknown = sorted(set(test) - {int(e) for e in episodes})
+    if unknown:
+        raise ValueError(
+            f"{origin}: held-out episodes {unknown[:10]} of {repo_id} are not in the evaluated dataset; evaluate "
+            "the dataset the checkpoint was trained on, or pass --split.from_checkpoint=false to split anew."
+        )
+    train = sorted({int(e) for e in episodes} - set(test))
+    return Split(repo_id, "checkpoint", len(test) / max(1, len(episodes)), -1, train, test)
+
+
 def split_path(splits_dir: str | Path, repo_id: str) -> Path:
-    """``<splits_dir>/<repo_id with '/' -> '__'>.json``."""
-    return Path(splits_dir) / f"{repo_id.replace('/', '__')}.json"
+    """``<splits_dir>/<repo_id with '/' -> '__'>.json`` (the file ``--dataset.holdout_dir`` reads)."""
+    return holdout_path(splits_dir, repo_id)
 
 
 def load_or_make_split(
@@ -146,3 +177,43 @@ def load_or_make_split(
             "since the split was made. Delete the file to make a new split."
         )
     return split
+
+
+@dataclass
+class MakeSplitsConfig:
+    """Flags of ``depi-eval split``: write the split files of datasets before training, no checkpoint needed.
+
+    Attributes:
+        root: a LeRobot dataset folder, or a folder of datasets (as ``depi-train --dataset.root``).
+        repo_id: with ``root`` as the parent of ``<owner>/<name>``: only this dataset.
+        split: mode, fraction, seed and ``--split.splits_dir`` (required here: the folder to hand to
+            ``depi-train --dataset.holdout_dir``).
+    """
+
+    root: str | None = None
+    repo_id: str | None = None
+    split: SplitConfig = field(default_factory=SplitConfig)
+
+    def __post_init__(self) -> None:
+        if not self.root or not self.split.splits_dir:
+            raise ValueError(
+                "set --root=<dataset folder or folder of datasets> and --split.splits_dir=<folder for the split "
+                "files>, then train with --dataset.holdout_dir=<that folder>"
+            )
+
+
+def make_splits(config: MakeSplitsConfig) -> list[Split]:
+    """Reuse or write the split file of every dataset under ``config.root`` (repo ids as training names them).
+
+    Raises:
+        ValueError / FileNotFoundError: no dataset found, or an existing split file disagrees
+            (:func:`load_or_make_split`).
+    """
+    splits = []
+    for ref in select_datasets(repo_id=config.repo_id, root=config.root):
+        if ref.root is None:
+            raise FileNotFoundError(ref.missing_reason or f"{ref.repo_id}: no local root")
+        meta = load_meta(ref.root, ref.repo_id)
+        episode_tasks = {ep.episode_index: (ep.tasks[0] if ep.tasks else "") for ep in meta.episodes}
+        splits.append(load_or_make_split(config.split.splits_dir, ref.repo_id, episode_tasks, config.split))
+    return splits

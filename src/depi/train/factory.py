@@ -96,7 +96,9 @@ def build_train_data(cfg: TrainConfig, run_dir: Path, accelerator) -> MixtureTra
     """Index the mixture, compute (or reuse) its norm stats, and wrap it in the transform pipeline.
 
     The main process indexes and computes the stats first (written to ``<run_dir>/norm_stats``); the other
-    processes then reuse them from that cache. Returns this rank's :class:`MixtureTrainData`.
+    processes then reuse them from that cache. Returns this rank's :class:`MixtureTrainData`. Its manifest lists,
+    per dataset, the frames trained on and the ``held_out_episodes`` (``--dataset.holdout_dir``), which
+    ``depi-eval offline`` uses as its test split.
 
     Raises:
         RuntimeError / ValueError / FileNotFoundError: from the mixture (too few usable datasets, bad selection)
@@ -114,19 +116,22 @@ def build_train_data(cfg: TrainConfig, run_dir: Path, accelerator) -> MixtureTra
     sampler = mixture.make_sampler(
         rank=accelerator.process_index, world_size=accelerator.num_processes, batch_size=cfg.batch_size
     )
+    kept_frames = mixture.index.kept_frames
     manifest = {
         "control_fps": cfg.dataset.control_fps,
         "action_horizon": cfg.dataset.action_horizon,
         "weighting": cfg.dataset.weighting,
         "seed": cfg.dataset.seed,
         "delta_action_mask": cfg.transforms.delta_action_mask,
+        "holdout_dir": cfg.dataset.holdout_dir,
         "datasets": [
             {
                 "repo_id": entry.repo_id,
                 "root": str(entry.root),
                 "codebase_version": entry.codebase_version,
                 "fps": entry.fps,
-                "frames": int(mixture.index.num_frames[i]),
+                "frames": int(kept_frames[i]),
+                "held_out_episodes": mixture.index.held_out_episodes(i),
                 "embodiment": entry.embodiment,
                 "weight": float(mixture.weights[i]),
                 "camera_slots": dict(entry.roles.slots),
