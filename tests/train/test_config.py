@@ -71,3 +71,18 @@ def test_resume_reloads_the_saved_config_and_applies_new_flags(tmp_path: Path) -
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no complete checkpoint"):
         parse_args(["--resume=true", f"--output_dir={tmp_path}"])
+
+
+def test_mixed_precision_no_survives_yaml_boolean_parsing() -> None:
+    # YAML (and so draccus) reads a bare `no` as the boolean False.
+    assert parse_args(["--config_path=demo", "--mixed_precision=no"]).mixed_precision == "no"
+
+
+def test_no_arguments_is_the_demo_preset_with_demo_data() -> None:
+    cfg = parse_args([])
+    assert cfg.job_name == "demo" and cfg.demo_data and cfg.transforms.tokenizer_path is None
+
+
+def test_delta_action_mask_flag() -> None:
+    cfg = parse_args(["--config_path=demo", "--transforms.delta_action_mask=[true,true,false]"])
+    assert cfg.transforms.delta_action_mask == [True, True, False]

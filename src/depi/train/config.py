@@ -171,7 +171,7 @@ class TrainConfig:
             self.dataset.num_datasets = self.num_datasets
         # The chunk the mixture cuts is the chunk the policy predicts: the policy's action_horizon rules.
         self.dataset.action_horizon = self.policy.action_horizon
-        if self.mixed_precision is False:  # YAML and draccus read a bare ``no`` as False
+        if str(self.mixed_precision).lower() == "false":  # YAML reads a bare ``no`` as False
             self.mixed_precision = "no"
         if self.mixed_precision not in ("no", "bf16", "auto"):
             raise ValueError(f"--mixed_precision must be 'no', 'bf16' or 'auto', found {self.mixed_precision!r}.")

@@ -1,0 +1,52 @@
+"""The embedded default's data preparation: demo datasets in dataset.root and a tokenizer trained on their tasks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sentencepiece
+
+import depi.sim.generate
+from depi.train.config import parse_args
+from depi.train.demo import DEMO_TOKENIZER, prepare_demo_data
+from tests.datasets.factories import make_lerobot_dataset
+
+
+@pytest.fixture
+def fake_generation(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Stand in for the simulators: one factory-written dataset per call, recording the roots asked for."""
+    calls: list[Path] = []
+
+    def ensure(cache_dir):
+        calls.append(Path(cache_dir))
+        return [make_lerobot_dataset(Path(cache_dir) / "toy", version="v3.0", episode_lengths=(5,))]
+
+    monkeypatch.setattr(depi.sim.generate, "ensure_demo_mixture", ensure)
+    return calls
+
+
+def test_demo_data_generates_and_trains_a_tokenizer_on_the_tasks(tmp_path: Path, fake_generation) -> None:
+    cfg = parse_args(["--config_path=demo", f"--dataset.root={tmp_path / 'demo'}"])
+    prepared = prepare_demo_data(cfg)
+    assert fake_generation == [tmp_path / "demo"]
+    tokenizer = Path(prepared.transforms.tokenizer_path)
+    assert tokenizer == tmp_path / "demo" / DEMO_TOKENIZER and tokenizer.is_file()
+    sp = sentencepiece.SentencePieceProcessor(model_file=str(tokenizer))
+    assert sp.bos_id() == 2 and sp.eos_id() == 1 and sp.pad_id() == 0  # PaliGemma's special ids
+    pieces = sp.encode("pick up the cube", out_type=str)
+    assert len(pieces) < len("pick up the cube") / 2  # the task was in the corpus: whole-word pieces
+
+
+def test_demo_data_off_or_tokenizer_given_is_left_alone(tmp_path: Path, fake_generation) -> None:
+    off = parse_args(["--config_path=demo", "--demo_data=false", f"--dataset.root={tmp_path}"])
+    assert prepare_demo_data(off) is off and fake_generation == []
+    given = parse_args(["--config_path=demo", f"--dataset.root={tmp_path}", "--transforms.tokenizer_path=tok.model"])
+    assert prepare_demo_data(given).transforms.tokenizer_path == "tok.model"
+    assert not (tmp_path / DEMO_TOKENIZER).exists()
+
+
+def test_demo_data_needs_a_root() -> None:
+    cfg = parse_args(["--config_path=demo", "--dataset.root=null"])
+    with pytest.raises(ValueError, match="--dataset.root"):
+        prepare_demo_data(cfg)
