@@ -32,7 +32,7 @@ lerobot-env: $(LEROBOT_VENV)/.installed
 
 # README's first command: the main job on the embedded default.
 train: setup
-	$(VENV)/bin/depi-demo
+	$(VENV)/bin/depi-train
 
 # README's second command: the whole test suite, interop tests against the real lerobot included.
 test: setup lerobot-env
