@@ -1,10 +1,11 @@
 """Benchmark: depi's pi0 / pi0.5 vs lerobot's PI0Policy / PI05Policy, same config, same inputs, one run.
 
-Measures, on CPU in float32, the minimum wall time (over ``--repeats`` calls and ``--rounds`` alternating rounds
+Measures, on CPU in float32 (or ``--dtype bfloat16``), the minimum wall time (over ``--repeats`` calls and ``--rounds`` alternating rounds
 of lerobot then depi, so that load from other processes hits both sides alike) of
 
 * a training step: flow-matching loss forward + backward (gradients zeroed between repeats), and
-* action-chunk inference: ``sample_actions`` with ``num_steps`` Euler steps (prefix KV cache in both).
+* action-chunk inference: ``sample_actions`` with ``num_steps`` Euler steps (prefix KV cache in both), for
+  ``--inference-batch-size`` observations (default 1: the latency a robot or the policy server sees).
 
 lerobot runs in its own Python 3.12 environment (``.venv-lerobot``) as a subprocess that builds its policy at the
 same sizes (``tests/policies/lerobot_side/pi0_reference.py``), saves it, times it on the same inputs and prints
@@ -70,6 +71,8 @@ def make_spec(args: argparse.Namespace, out_dir: Path) -> dict:
         "repeats": args.repeats,
         "threads": args.threads,
         "compile": args.compile,
+        "dtype": args.dtype,
+        "inference_batch_size": args.inference_batch_size,
     }
 
 
@@ -133,8 +136,12 @@ def run_lerobot_side(spec_path: str) -> None:
             ..., :7
         ].mean().backward()
 
+    n = spec["inference_batch_size"]
+    infer_inputs = {k: v[:n] for k, v in inputs.items()}
+    infer_common, infer_state = model_inputs(infer_inputs, spec["variant"] == "pi05")
+
     def infer() -> None:
-        model.sample_actions(*common, *state, noise=inputs["noise"].clone())
+        model.sample_actions(*infer_common, *infer_state, noise=infer_inputs["noise"].clone())
 
     train_s, train_cpu = timed(train_step, spec["repeats"])
     model.eval()
@@ -177,6 +184,10 @@ def run_depi_side(spec: dict, inputs: dict[str, torch.Tensor]) -> dict:
     policy = PI0Policy(config)
     if (Path(spec["out_dir"]) / "checkpoint").is_dir():
         load_weights(policy, Path(spec["out_dir"]) / "checkpoint", layout="lerobot", strict=True)
+    if spec["dtype"] == "bfloat16":  # lerobot's bf16 policy: vision tower and projector stay float32
+        policy.to(torch.bfloat16)
+        policy.vision_tower.float()
+        policy.multi_modal_projector.float()
     b = inputs["tokens"].shape[0]
     dim_mask = torch.zeros(b, 32, dtype=torch.bool)
     dim_mask[:, : spec["action_dim"]] = True
@@ -207,9 +218,14 @@ def run_depi_side(spec: dict, inputs: dict[str, torch.Tensor]) -> dict:
         wall, cpu = timed(train_step, spec["repeats"], warmup)
         result[f"train_step_s_{mode}"], result[f"train_step_cpu_s_{mode}"] = wall, cpu
     policy.eval()
+    n = spec["inference_batch_size"]
+    infer_batch = {k: ({c: t[:n] for c, t in v.items()} if isinstance(v, dict) else v[:n]) for k, v in batch.items()}
+    infer_noise = noise[:n]
     for mode, sample_fn in sample_fns.items():
         warmup = 3 if mode == "compiled" else 1
-        wall, cpu = timed(lambda sample_fn=sample_fn: sample_fn(batch, noise=noise), spec["repeats"], warmup)
+        wall, cpu = timed(
+            lambda sample_fn=sample_fn: sample_fn(infer_batch, noise=infer_noise), spec["repeats"], warmup
+        )
         result[f"inference_s_{mode}"], result[f"inference_cpu_s_{mode}"] = wall, cpu
     return result
 
@@ -222,13 +238,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
     parser.add_argument("--variant", choices=["pi0", "pi05"], default="pi0")
-    parser.add_argument("--batch-size", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=2, help="training-step batch")
+    parser.add_argument(
+        "--inference-batch-size",
+        type=int,
+        default=1,
+        help="observations per action chunk (1 = the latency a robot or the policy server sees)",
+    )
     parser.add_argument("--cameras", type=int, default=2)
     parser.add_argument("--prompt-len", type=int, default=16)
     parser.add_argument("--horizon", type=int, default=50)
     parser.add_argument("--num-steps", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--dtype",
+        choices=["float32", "bfloat16"],
+        default="float32",
+        help="parameter dtype on both sides; bfloat16 follows lerobot's policy (vision tower in float32)",
+    )
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument(
         "--no-compile", dest="compile", action="store_false", help="skip the torch.compile rows"
@@ -267,8 +295,9 @@ def main() -> None:
     lerobot, depi = _best(lerobot_runs), _best(depi_runs)
     load = os.getloadavg()
     print(
-        f"\n{args.variant} size={args.size} batch={args.batch_size} cameras={args.cameras} "
-        f"horizon={args.horizon} num_steps={args.num_steps} threads={args.threads} device=cpu float32 "
+        f"\n{args.variant} size={args.size} batch={args.batch_size} (inference {args.inference_batch_size}) "
+        f"cameras={args.cameras} "
+        f"horizon={args.horizon} num_steps={args.num_steps} threads={args.threads} device=cpu {args.dtype} "
         f"params={depi['params']:,} load average before={load_before[0]:.2f} after={load[0]:.2f}"
     )
     print(

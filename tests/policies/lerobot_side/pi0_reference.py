@@ -28,7 +28,11 @@ from safetensors.torch import load_file, save_file
 
 
 def build_policy(spec: dict, num_cameras: int):
-    """lerobot's PI0Policy / PI05Policy at the spec's sizes, float32 on CPU, seeded, in eval mode."""
+    """lerobot's PI0Policy / PI05Policy at the spec's sizes on CPU, seeded, in eval mode.
+
+    The spec's optional ``dtype`` ("float32" default, or "bfloat16": lerobot's own bf16 policy, which keeps the vision
+    tower, projector and norms in float32) is passed to lerobot's config.
+    """
     pi05 = spec["variant"] == "pi05"
     if pi05:
         from lerobot.policies.pi05 import modeling_pi05 as modeling
@@ -59,7 +63,7 @@ def build_policy(spec: dict, num_cameras: int):
     }
     config = Config(
         device="cpu",
-        dtype="float32",
+        dtype=spec.get("dtype", "float32"),
         chunk_size=spec["action_horizon"],
         n_action_steps=spec["action_horizon"],
         num_inference_steps=spec["num_steps"],

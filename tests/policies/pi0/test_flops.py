@@ -18,7 +18,8 @@ def _matmul_attention(q, k, v, attn_mask=None, enable_gqa=False, **_):
         v = v.repeat_interleave(q.shape[1] // v.shape[1], dim=1)
     scores = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5  # (B, N, Lq, Lk)
     if attn_mask is not None:
-        scores = scores.masked_fill(~attn_mask, float("-inf"))
+        bool_mask = attn_mask.dtype == torch.bool
+        scores = scores.masked_fill(~attn_mask, float("-inf")) if bool_mask else scores + attn_mask
     return scores.softmax(dim=-1) @ v
 
 

@@ -28,21 +28,22 @@ def test_full_size_lora_trainable_count(preset: str) -> None:
         policy = PI0Policy(config)
     expected = config.vlm.depth * (_lora_per_layer(config.vlm) + _lora_per_layer(config.expert))
     expected += _heads(config.expert.width, config.is_pi05)
-    # The 2B's last-layer q / o projections and MLP feed nothing in the loss and are frozen with their adapters.
+    # The 2B's last-layer output projection and MLP feed nothing in the loss and are frozen with their adapters
+    # (its queries are rows of the fused qkv_proj, whose adapter trains for the keys and values).
     c = config.vlm
     q, m = c.num_heads * c.head_dim, c.mlp_dim
-    expected -= c.lora_rank * (2 * (c.width + q) + 3 * (c.width + m))
+    expected -= c.lora_rank * ((c.width + q) + 3 * (c.width + m))
     assert count_parameters(policy, trainable_only=True) == expected
     # 18 layers * (16 * 68,096 on the 2B + 32 * 24,064 on the expert) = 33,472,512 LoRA parameters, less the
-    # 2B's unused last-layer adapters (16 * 63,488 = 1,015,808), plus the heads (pi0: 3,248,160; pi0.5: 2,165,792).
-    assert expected == (35_704_864 if preset == "pi0_lora" else 34_622_496)
+    # 2B's unused last-layer adapters (16 * 59,392 = 950,272), plus the heads (pi0: 3,248,160; pi0.5: 2,165,792).
+    assert expected == (35_770_400 if preset == "pi0_lora" else 34_688_032)
     assert 3.2e9 < count_parameters(policy) < 3.4e9
 
 
 def _unused_lm_weights(c: GemmaConfig) -> int:
-    """Base weights of the 2B's last-layer q / o projections, post-attention norm, MLP, and of its final norm."""
+    """Base weights of the 2B's last-layer output projection, post-attention norm, MLP, and of its final norm."""
     q = c.num_heads * c.head_dim
-    return 2 * c.width * q + c.width + 3 * c.width * c.mlp_dim + c.width
+    return c.width * q + c.width + 3 * c.width * c.mlp_dim + c.width
 
 
 def test_full_presets_train_everything_but_the_unused_last_layer_weights() -> None:
@@ -69,7 +70,7 @@ def test_tiny_lora_trains_only_adapters_and_heads(make_batch) -> None:
     )
     assert not any(n.startswith(("vision_tower.", "multi_modal_projector.")) for n in trainable)
     c = config.vlm
-    unused_lora = c.lora_rank * (2 * (c.width + c.num_heads * c.head_dim) + 3 * (c.width + c.mlp_dim))
+    unused_lora = c.lora_rank * ((c.width + c.num_heads * c.head_dim) + 3 * (c.width + c.mlp_dim))
     assert (
         count_parameters(policy, trainable_only=True)
         == 2 * 2 * _lora_per_layer(config.vlm) + _heads(32, False) - unused_lora

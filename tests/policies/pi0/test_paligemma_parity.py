@@ -102,7 +102,7 @@ def test_prefix_logits_match_transformers(tmp_path: Path) -> None:
 def test_strict_paligemma_load_refuses_partial(tmp_path: Path) -> None:
     _hf_model().save_pretrained(tmp_path)
     policy = PI0Policy(_depi_config())
-    before = policy.language_model.layers[0].self_attn.q_proj.weight.clone()
+    before = policy.language_model.layers[0].self_attn.qkv_proj.weight.clone()
     with pytest.raises(WeightLoadError, match="missing"):
         load_weights(policy, tmp_path, layout="paligemma", strict=True)
-    torch.testing.assert_close(policy.language_model.layers[0].self_attn.q_proj.weight, before)
+    torch.testing.assert_close(policy.language_model.layers[0].self_attn.qkv_proj.weight, before)

@@ -39,6 +39,28 @@ def test_bf16_autocast_close_to_fp32(make_batch) -> None:
     assert torch.isfinite(actions).all()
 
 
+@pytest.mark.parametrize("preset", ["tiny", "tiny_pi05"])
+def test_bf16_parameters_close_to_fp32(preset: str, make_batch) -> None:
+    """A policy cast to bf16 (lerobot's bf16 layout: vision tower and projector kept in float32) trains and samples
+    from float32 inputs and noise, and stays close to the float32 policy."""
+    torch.manual_seed(0)
+    policy = PI0Policy(make_config(preset)).eval()
+    batch = make_batch(policy.config)
+    noise, time = torch.randn(2, 10, 32), torch.tensor([0.4, 0.9])
+    ref_loss, _ = policy.compute_loss(batch, noise=noise, time=time)
+    ref_actions = policy.sample_actions(batch, noise=noise)
+    policy.to(torch.bfloat16)
+    policy.vision_tower.float()
+    policy.multi_modal_projector.float()
+    loss, _ = policy.compute_loss(batch, noise=noise, time=time)
+    loss.backward()
+    actions = policy.sample_actions(batch, noise=noise)
+    assert loss.dtype == torch.float32 and actions.dtype == torch.float32
+    assert abs(loss.item() - ref_loss.item()) < 0.05 * ref_loss.item()
+    assert (actions - ref_actions).abs().max() < 0.1 * ref_actions.abs().max()
+    assert policy.action_in_proj.weight.grad.dtype == torch.bfloat16
+
+
 @pytest.mark.slow
 def test_compile_fullgraph_sampling_and_training_step(make_batch) -> None:
     torch.manual_seed(0)

@@ -10,7 +10,19 @@ import torch
 from safetensors.torch import save_file
 
 from depi.policies.pi0 import PI0Policy, WeightLoadError, load_weights, make_config
-from depi.policies.pi0.weights import detect_layout, map_lerobot_key
+from depi.policies.pi0.weights import detect_layout, load_targets, map_lerobot_key
+
+
+def _separate_projections(policy: PI0Policy) -> dict[str, torch.Tensor]:
+    """The policy's state dict with every fused projection split into per-projection tensors (q_proj, k_proj,
+    v_proj, gate_proj, up_proj), the way lerobot, PaliGemma and older depi checkpoints store them."""
+    state = policy.state_dict()
+    out = {k: v for k, v in state.items()}
+    for name, target in load_targets(policy).items():
+        if target.rows is not None:
+            out[name] = state[target.key][target.rows].clone()
+            out.pop(target.key, None)
+    return out
 
 
 def _to_lerobot_key(key: str) -> str:
@@ -42,7 +54,7 @@ def test_save_pretrained_round_trip(tmp_path: Path, make_batch) -> None:
 def test_lerobot_layout_with_other_action_dim(tmp_path: Path, make_batch) -> None:
     torch.manual_seed(0)
     source = PI0Policy(make_config("tiny"))
-    state = {_to_lerobot_key(k): v for k, v in source.state_dict().items()}
+    state = {_to_lerobot_key(k): v for k, v in _separate_projections(source).items()}
     state["model.paligemma_with_expert.gemma_expert.lm_head.weight"] = torch.zeros(3, 32)  # unused by pi0
     state["model.action_in_proj.weight"] = torch.zeros(32, 14)  # a checkpoint trained with action_dim 14
     state["model.something_else.weight"] = torch.zeros(2)
@@ -67,7 +79,8 @@ def test_lerobot_layout_with_other_action_dim(tmp_path: Path, make_batch) -> Non
         target.language_model.embed_tokens.weight, source.language_model.embed_tokens.weight
     )
     torch.testing.assert_close(
-        target.action_expert.layers[1].mlp.up_proj.weight, source.action_expert.layers[1].mlp.up_proj.weight
+        target.action_expert.layers[1].mlp.gate_up_proj.weight,
+        source.action_expert.layers[1].mlp.gate_up_proj.weight,
     )
     assert "reinitialized 1" in report.summary()
 
@@ -88,6 +101,37 @@ def test_sharded_checkpoint_and_missing_keys(tmp_path: Path) -> None:
     report = load_weights(target, tmp_path, layout="depi")
     assert sorted(report.missing) == ["state_proj.bias", "state_proj.weight"]
     assert not report.ok and len(report.loaded) == len(state) - 2
+
+
+def test_separate_projections_load_into_the_fused_rows(tmp_path: Path, make_batch) -> None:
+    torch.manual_seed(0)
+    base = make_config("tiny")
+    lora = {"lora_rank": 2, "lora_alpha": 2.0}
+    config = make_config("tiny", vlm=type(base.vlm)(**{**vars(base.vlm), **lora}))
+    source = PI0Policy(config).eval()
+    with torch.no_grad():  # non-zero adapters so that a misplaced lora_b block changes the output
+        for name, p in source.named_parameters():
+            if name.endswith(".lora_b"):
+                p.normal_(0.0, 0.1)
+    separate = _separate_projections(source)
+    assert "language_model.layers.0.self_attn.q_proj.lora_a" in separate
+    assert not any(".qkv_proj." in k or ".gate_up_proj." in k for k in separate)
+    save_file(separate, str(tmp_path / "model.safetensors"))
+    target = PI0Policy(config).eval()
+    report = load_weights(target, tmp_path, layout="depi", strict=True)
+    assert report.ok and len(report.loaded) == len(separate)
+    for key, value in source.state_dict().items():
+        torch.testing.assert_close(target.state_dict()[key], value, rtol=0, atol=0)
+    batch = make_batch(config)
+    noise = torch.randn(2, config.action_horizon, config.action_dim)
+    torch.testing.assert_close(target.sample_actions(batch, noise=noise), source.sample_actions(batch, noise=noise))
+
+    del separate["action_expert.layers.1.self_attn.k_proj.weight"]
+    save_file(separate, str(tmp_path / "model.safetensors"))
+    report = load_weights(PI0Policy(config), tmp_path, layout="depi")
+    assert report.missing == ["action_expert.layers.1.self_attn.k_proj.weight"]
+    with pytest.raises(WeightLoadError, match="k_proj"):
+        load_weights(PI0Policy(config), tmp_path, layout="depi", strict=True)
 
 
 def test_lora_adapters_are_new_when_loading_a_base_checkpoint(tmp_path: Path) -> None:

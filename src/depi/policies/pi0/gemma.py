@@ -53,10 +53,10 @@ class RMSNorm(nn.Module):
     def forward(
         self, x: torch.Tensor, cond: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        x32 = x.float()
-        normed = x32 * torch.rsqrt(x32.square().mean(dim=-1, keepdim=True) + self.eps)
+        shape = (x.shape[-1],)
         if self.cond_dim is None:
-            return (normed * (1.0 + self.weight.float())).to(x.dtype), None
+            return F.rms_norm(x.float(), shape, 1.0 + self.weight.float(), self.eps).to(x.dtype), None
+        normed = F.rms_norm(x.float(), shape, None, self.eps)
         if cond is None:
             raise ValueError("This adaptive RMSNorm needs a condition (the pi0.5 time embedding); got None.")
         scale, shift, gate = self.dense(cond)[:, None, :].chunk(3, dim=-1)  # (B, 1, D) each
@@ -64,59 +64,81 @@ class RMSNorm(nn.Module):
 
 
 def rotary_cos_sin(positions: torch.Tensor, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos / sin tables (B, 1, L, E) float32 for integer ``positions`` (B, L) (RoFormer, HF Gemma convention)."""
+    """Rotary tables (cos, signed sin), each (B, 1, L, E) float32, for integer ``positions`` (B, L).
+
+    RoFormer / HF Gemma convention: frequencies ``theta ** (-2i / E)``, duplicated over the two halves of the head.
+    The sin table carries the sign of ``rotate_half`` (-sin on the first half, +sin on the second) so that
+    :func:`apply_rotary` needs no negation.
+    """
     exponent = torch.arange(0, head_dim, 2, device=positions.device, dtype=torch.int64).float() / head_dim
     inv_freq = 1.0 / (theta**exponent)  # (E/2,)
     freqs = positions.float()[..., None] * inv_freq  # (B, L, E/2)
-    emb = torch.cat([freqs, freqs], dim=-1)[:, None]  # (B, 1, L, E)
-    return emb.cos(), emb.sin()
+    sin = freqs.sin()
+    return torch.cat([freqs, freqs], dim=-1).cos()[:, None], torch.cat([-sin, sin], dim=-1)[:, None]
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate (B, heads, L, E) by the tables of :func:`rotary_cos_sin`; split-half ``rotate_half`` convention."""
+    """Rotate (B, heads, L, E) by the tables of :func:`rotary_cos_sin`, computed in float32, returned in x.dtype.
+
+    Split-half convention: ``x * cos + rotate_half(x) * sin`` with ``rotate_half(x) = [-x2, x1]``, written as
+    ``x * cos + [x2, x1] * signed_sin`` (``roll`` by half a head swaps the halves).
+    """
     x32 = x.float()
-    x1, x2 = x32.chunk(2, dim=-1)
-    rotated = torch.cat([-x2, x1], dim=-1)
-    return (x32 * cos + rotated * sin).to(x.dtype)
+    return (x32 * cos + x32.roll(x.shape[-1] // 2, dims=-1) * sin).to(x.dtype)
 
 
 class GemmaAttention(nn.Module):
-    """q/k/v/o projections of one Gemma layer (no biases); the attention itself runs in :func:`decoder_layer`."""
+    """q/k/v/o projections of one Gemma layer (no biases); the attention itself runs in :func:`decoder_layer`.
+
+    q, k and v are one fused projection ``qkv_proj`` (segments ``q_proj``, ``k_proj``, ``v_proj`` of N*E, K*E and
+    K*E rows; checkpoints with separate projections load into its rows, see :mod:`depi.policies.pi0.weights`).
+    """
 
     def __init__(self, cfg: GemmaConfig):
         super().__init__()
         self.num_heads, self.num_kv_heads, self.head_dim = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
         lora = {"rank": cfg.lora_rank, "alpha": cfg.lora_alpha}
-        self.q_proj = LoRALinear(cfg.width, cfg.num_heads * cfg.head_dim, bias=False, **lora)
-        self.k_proj = LoRALinear(cfg.width, cfg.num_kv_heads * cfg.head_dim, bias=False, **lora)
-        self.v_proj = LoRALinear(cfg.width, cfg.num_kv_heads * cfg.head_dim, bias=False, **lora)
-        self.o_proj = LoRALinear(cfg.num_heads * cfg.head_dim, cfg.width, bias=False, **lora)
+        q_size, kv_size = cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim
+        self.qkv_proj = LoRALinear(
+            cfg.width,
+            q_size + 2 * kv_size,
+            bias=False,
+            segments=(("q_proj", q_size), ("k_proj", kv_size), ("v_proj", kv_size)),
+            **lora,
+        )
+        self.o_proj = LoRALinear(q_size, cfg.width, bias=False, **lora)
 
-    def queries(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, L, D) -> q (B, N, L, E), before rotary."""
+    def project(self, x: torch.Tensor, queries: bool = True) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+        """(B, L, D) -> (q (B, N, L, E) or None without ``queries``, k (B, K, L, E), v (B, K, L, E)), before rotary."""
         b, n = x.shape[:2]
-        return self.q_proj(x).view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
-
-    def keys_values(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, L, D) -> k and v (B, K, L, E), before rotary."""
-        b, n = x.shape[:2]
-        k = self.k_proj(x).view(b, n, self.num_kv_heads, self.head_dim).transpose(1, 2)
-        v = self.v_proj(x).view(b, n, self.num_kv_heads, self.head_dim).transpose(1, 2)
-        return k, v
+        heads = self.qkv_proj(x, first_segment=0 if queries else 1).view(b, n, -1, self.head_dim)
+        kv = self.num_kv_heads
+        if queries:
+            q, k, v = heads.split([self.num_heads, kv, kv], dim=2)
+            return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        k, v = heads.split([kv, kv], dim=2)
+        return None, k.transpose(1, 2), v.transpose(1, 2)
 
 
 class GemmaMLP(nn.Module):
-    """GeGLU MLP: ``down_proj(gelu_tanh(gate_proj(x)) * up_proj(x))``, (B, L, D) -> (B, L, D)."""
+    """GeGLU MLP: ``down_proj(gelu_tanh(gate) * up)``, (B, L, D) -> (B, L, D); gate and up are one fused
+    projection ``gate_up_proj`` (segments ``gate_proj``, ``up_proj``)."""
 
     def __init__(self, cfg: GemmaConfig):
         super().__init__()
         lora = {"rank": cfg.lora_rank, "alpha": cfg.lora_alpha}
-        self.gate_proj = LoRALinear(cfg.width, cfg.mlp_dim, bias=False, **lora)
-        self.up_proj = LoRALinear(cfg.width, cfg.mlp_dim, bias=False, **lora)
+        self.gate_up_proj = LoRALinear(
+            cfg.width,
+            2 * cfg.mlp_dim,
+            bias=False,
+            segments=(("gate_proj", cfg.mlp_dim), ("up_proj", cfg.mlp_dim)),
+            **lora,
+        )
         self.down_proj = LoRALinear(cfg.mlp_dim, cfg.width, bias=False, **lora)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.gelu(self.gate_proj(x), approximate="tanh") * self.up_proj(x))
+        gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
+        return self.down_proj(F.gelu(gate, approximate="tanh") * up)
 
 
 class GemmaLayer(nn.Module):
@@ -156,6 +178,17 @@ def _cat(tensors: list[torch.Tensor], dim: int) -> torch.Tensor:
     return tensors[0] if len(tensors) == 1 else torch.cat(tensors, dim=dim)
 
 
+def attention_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """bool mask (B, L, S) (True = may attend) -> additive bias (B, 1, L, S) of ``dtype``: 0 or -inf.
+
+    Built once per forward pass (or once per action chunk for the denoising steps) and shared by every layer, so
+    the attention kernel does not convert a bool mask in each layer. Every row must keep one True entry (the
+    masks of :func:`depi.policies.pi0.model.make_attention_mask` do), else the softmax of that row is NaN.
+    """
+    bias = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(~mask, float("-inf"))
+    return bias[:, None]
+
+
 def _gated(residual: torch.Tensor, branch: torch.Tensor, gate: torch.Tensor | None) -> torch.Tensor:
     return residual + branch if gate is None else residual + branch * gate
 
@@ -177,7 +210,8 @@ def decoder_layer(
         hiddens: hidden states of each stream, (B, L_i, D_i); the streams' tokens are concatenated in this order.
         conds: adaptive-norm condition of each stream (B, cond_dim) or None.
         cos, sin: rotary tables for the concatenated tokens, (B, 1, L, E) with L = sum(L_i).
-        mask: bool (B, L, S): True where query token attends key token; S = cached tokens + L.
+        mask: additive attention bias (B, 1, L, S) from :func:`attention_bias` (0 where the query token attends the
+            key token, -inf elsewhere; S = cached tokens + L), or the bool mask (B, L, S) it is made from.
         past: cached (keys, values) (B, K, S - L, E) of earlier tokens (the prefix), prepended to this call's keys.
         kv_only: per stream, True when only its keys / values are needed (the last language-model layer: its
             prefix outputs feed nothing). Such a stream computes no query, output projection or MLP and its
@@ -188,14 +222,16 @@ def decoder_layer(
         rotary, (B, K, L, E)).
     """
     kv_only = [False] * len(layers) if kv_only is None else list(kv_only)
+    if mask.dtype == torch.bool:
+        mask = attention_bias(mask, hiddens[0].dtype)
     qs, ks, vs, gates, rows = [], [], [], [], []
     start = 0
     for layer, h, c, skip in zip(layers, hiddens, conds, kv_only, strict=True):
         x, gate = layer.input_layernorm(h, c)
-        k, v = layer.self_attn.keys_values(x)
+        q, k, v = layer.self_attn.project(x, queries=not skip)
         ks.append(k), vs.append(v), gates.append(gate)
-        if not skip:
-            qs.append(layer.self_attn.queries(x))
+        if q is not None:
+            qs.append(q)
             rows.append((start, start + h.shape[1]))
         start += h.shape[1]
     k, v = _cat(ks, dim=2), _cat(vs, dim=2)  # (B, K, L, E)
@@ -208,13 +244,13 @@ def decoder_layer(
     else:  # query rows of the streams that need outputs only
         q_cos = _cat([cos[:, :, a:e] for a, e in rows], dim=2)
         q_sin = _cat([sin[:, :, a:e] for a, e in rows], dim=2)
-        q_mask = _cat([mask[:, a:e] for a, e in rows], dim=1)
+        q_mask = _cat([mask[:, :, a:e] for a, e in rows], dim=2)
     q = apply_rotary(_cat(qs, dim=2), q_cos, q_sin)  # (B, N, Lq, E)
     if past is not None:
         k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)  # (B, K, S, E)
     attn = F.scaled_dot_product_attention(
-        q, k, v, attn_mask=q_mask[:, None], enable_gqa=True
-    )  # (B, N, Lq, E)
+        q, k, v, attn_mask=q_mask.to(q.dtype), enable_gqa=True
+    )  # (B, N, Lq, E); the bias is cast only under autocast, where q is in the autocast dtype
     b, n, length, e = attn.shape
     attn = attn.transpose(1, 2).reshape(b, length, n * e)  # (B, Lq, N*E)
     outputs: list[torch.Tensor | None] = []

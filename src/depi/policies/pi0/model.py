@@ -45,7 +45,7 @@ from depi.constants import (
 from depi.policies.pi0 import flow
 from depi.policies.pi0.config import PI0Config, config_from_dict, config_to_dict
 from depi.policies.pi0.flops import training_flops_per_sample
-from depi.policies.pi0.gemma import GemmaStack, KVCache, decoder_layer, rotary_cos_sin
+from depi.policies.pi0.gemma import GemmaStack, KVCache, attention_bias, decoder_layer, rotary_cos_sin
 from depi.policies.pi0.lora import apply_freeze_filter
 from depi.policies.pi0.siglip import SiglipVisionTower
 
@@ -155,7 +155,7 @@ class PI0Policy(nn.Module):
             (embeddings (B, Ls, D_expert), block_starts int64 (Ls,), adaRMS condition (B, D_expert) or None).
         """
         cfg = self.config
-        act = self.action_in_proj(x_t)  # (B, H, D)
+        act = self.action_in_proj(x_t.to(self.action_in_proj.weight.dtype))  # (B, H, D); bf16 params take bf16
         t_emb = flow.sinusoidal_time_embedding(time, cfg.expert.width, cfg.min_period, cfg.max_period).to(
             act.dtype
         )
@@ -191,6 +191,8 @@ class PI0Policy(nn.Module):
         (:func:`depi.policies.pi0.lora.unused_language_model_prefixes`).
         """
         cos, sin = rope
+        if mask.dtype == torch.bool:  # one additive bias for all layers
+            mask = attention_bias(mask, hiddens[0].dtype)
         new_cache: KVCache = []
         checkpoint = self.config.gradient_checkpointing and self.training
         depth = self.config.vlm.depth
@@ -306,8 +308,9 @@ class PI0Policy(nn.Module):
     def _suffix_attention(
         self, prefix_valid: torch.Tensor, horizon: int
     ) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
-        """Rotary tables and mask rows of the suffix attending the cached prefix + itself, the same at every
-        denoising step: ((cos, sin) (B, 1, Ls, E), mask bool (B, Ls, Lp + Ls)). Only the suffix rows are built."""
+        """Rotary tables and attention bias of the suffix attending the cached prefix + itself, the same at every
+        denoising step: ((cos, sin) (B, 1, Ls, E), additive bias (B, 1, Ls, Lp + Ls) in the expert's dtype). Only
+        the suffix rows are built."""
         b, device = prefix_valid.shape[0], prefix_valid.device
         starts = self._suffix_block_starts(horizon, device)
         ls = starts.shape[0]
@@ -316,7 +319,7 @@ class PI0Policy(nn.Module):
             [prefix_valid[:, None, :].expand(b, ls, -1), make_attention_mask(suffix_valid, starts)], dim=2
         )
         positions = prefix_valid.sum(dim=1, keepdim=True) + torch.arange(ls, device=device)[None]
-        return self._rope(positions), mask
+        return self._rope(positions), attention_bias(mask, self.action_in_proj.weight.dtype)
 
     def _cached_velocity(
         self,

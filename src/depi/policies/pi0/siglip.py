@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from depi.policies.pi0.config import SiglipConfig
+from depi.policies.pi0.lora import LoRALinear
 
 
 class SiglipEmbeddings(nn.Module):
@@ -31,22 +32,23 @@ class SiglipEmbeddings(nn.Module):
 
 
 class SiglipAttention(nn.Module):
-    """Bidirectional multi-head self-attention with biased projections, (B, P, width) -> (B, P, width)."""
+    """Bidirectional multi-head self-attention with biased projections, (B, P, width) -> (B, P, width).
+
+    q, k and v are one fused projection ``qkv_proj`` (segments ``q_proj``, ``k_proj``, ``v_proj``; HF checkpoints
+    with separate projections load into its rows).
+    """
 
     def __init__(self, cfg: SiglipConfig):
         super().__init__()
         self.num_heads = cfg.num_heads
-        self.q_proj = nn.Linear(cfg.width, cfg.width)
-        self.k_proj = nn.Linear(cfg.width, cfg.width)
-        self.v_proj = nn.Linear(cfg.width, cfg.width)
-        self.out_proj = nn.Linear(cfg.width, cfg.width)
+        w = cfg.width
+        self.qkv_proj = LoRALinear(w, 3 * w, segments=(("q_proj", w), ("k_proj", w), ("v_proj", w)))
+        self.out_proj = nn.Linear(w, w)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, p, d = x.shape
-        q, k, v = (
-            proj(x).view(b, p, self.num_heads, d // self.num_heads).transpose(1, 2)  # (B, heads, P, d/heads)
-            for proj in (self.q_proj, self.k_proj, self.v_proj)
-        )
+        heads = self.qkv_proj(x).view(b, p, 3 * self.num_heads, d // self.num_heads).transpose(1, 2)
+        q, k, v = heads.chunk(3, dim=1)  # (B, heads, P, d/heads) each
         out = F.scaled_dot_product_attention(q, k, v)
         return self.out_proj(out.transpose(1, 2).reshape(b, p, d))
 

@@ -13,6 +13,12 @@ Layouts (``layout=``):
   projector and language model are filled; the action expert and flow-matching heads keep their initialisation.
 * ``"depi"``: what :meth:`PI0Policy.save_pretrained` writes (keys equal to the module's ``state_dict``).
 
+depi fuses projections that read the same input (``self_attn.qkv_proj`` = q, k, v; ``mlp.gate_up_proj`` = gate, up;
+SigLIP's ``self_attn.qkv_proj``). Checkpoints that store them separately (all three layouts above, and depi
+checkpoints written before the fusion) load into the rows of the fused tensor: every fused parameter is also
+addressable by its per-projection name (``...self_attn.q_proj.weight`` -> rows 0:N*E of ``...self_attn.qkv_proj.weight``,
+see :func:`load_targets`).
+
 Every load returns a :class:`LoadReport`: loaded keys, missing ones (left at initialisation), unexpected ones,
 re-initialised ones (shape mismatch, e.g. action projections for another action_dim), and known extras that are
 ignored (the expert's unused LM head, the tied ``lm_head``). It is logged; with ``strict=True`` any missing,
@@ -31,6 +37,8 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 from torch import nn
+
+from depi.policies.pi0.lora import LoRALinear
 
 logger = logging.getLogger(__name__)
 
@@ -181,6 +189,36 @@ def detect_layout(keys: list[str]) -> str:
     )
 
 
+@dataclass(frozen=True)
+class _Target:
+    """Where a checkpoint tensor goes: ``rows`` of the model's ``key`` (all of it when None)."""
+
+    key: str
+    rows: slice | None
+    shape: tuple[int, ...]
+
+
+def load_targets(model: nn.Module) -> dict[str, _Target]:
+    """Every name a checkpoint tensor may load into: the model's state-dict keys, plus one per-projection name for
+    each segment of a fused :class:`~depi.policies.pi0.lora.LoRALinear` (``a.self_attn.q_proj.weight`` for the
+    q rows of ``a.self_attn.qkv_proj.weight``, likewise ``bias``, ``lora_a`` and ``lora_b``)."""
+    state = model.state_dict()
+    targets = {k: _Target(k, None, tuple(v.shape)) for k, v in state.items()}
+    for name, module in model.named_modules():
+        if not isinstance(module, LoRALinear) or len(module.segment_names) < 2:
+            continue
+        parent = name.rpartition(".")[0]
+        for param in ("weight", "bias", "lora_a", "lora_b"):
+            key = f"{name}.{param}"
+            if key not in state:
+                continue
+            for segment in module.segment_names:
+                rows = module.segment_rows(segment, param)
+                shape = (rows.stop - rows.start, *state[key].shape[1:])
+                targets[f"{parent}.{segment}.{param}" if parent else f"{segment}.{param}"] = _Target(key, rows, shape)
+    return targets
+
+
 def load_weights(
     model: nn.Module, path: str | Path, *, layout: str = "auto", strict: bool = False
 ) -> LoadReport:
@@ -210,17 +248,18 @@ def load_weights(
     is_pi05 = bool(getattr(getattr(model, "config", None), "is_pi05", False))
     mapper = _MAPPERS[layout]
     state = model.state_dict()
+    targets = load_targets(model)
     report = LoadReport(source=str(path), layout=layout)
-    plan: dict[str, str] = {}  # model key -> checkpoint key
+    plan: dict[str, str] = {}  # target name (model key or per-projection name) -> checkpoint key
     for ckpt_key, handle in owner.items():
         target = mapper(ckpt_key, is_pi05)
         if target is None:
             report.ignored.append(ckpt_key)
-        elif target not in state:
+        elif target not in targets:
             report.unexpected.append(ckpt_key)
         else:
             found = tuple(handle.get_slice(ckpt_key).get_shape())
-            expected = tuple(state[target].shape)
+            expected = targets[target].shape
             if found != expected:
                 report.reinitialized.append(f"{target}: checkpoint {found} vs model {expected}")
             else:
@@ -241,18 +280,27 @@ def load_weights(
         report.ignored.remove(tied[0])
     has_lora = any(k.endswith((".lora_a", ".lora_b")) for k in plan)
     reinit = {r.split(":")[0] for r in report.reinitialized}
+    parts: dict[str, list[str]] = {}  # fused model key -> its per-projection names
+    for name, target in targets.items():
+        if target.rows is not None:
+            parts.setdefault(target.key, []).append(name)
     for key in state:
         if key in plan or key in reinit:
             continue
-        if key.endswith((".lora_a", ".lora_b")) and not has_lora:
-            report.new_lora.append(key)
-        else:
-            report.missing.append(key)
+        # A fused tensor is complete when every projection in it was loaded or re-initialised.
+        pending = [n for n in parts.get(key, [key]) if n not in plan and n not in reinit]
+        for name in pending:
+            if name.endswith((".lora_a", ".lora_b")) and not has_lora:
+                report.new_lora.append(name)
+            else:
+                report.missing.append(name)
     if strict and not report.ok:
         raise WeightLoadError(f"Strict load refused, model unchanged: {report.summary()}")
     with torch.no_grad():
-        for target, ckpt_key in plan.items():
-            state[target].copy_(owner[ckpt_key].get_tensor(ckpt_key))
-            report.loaded.append(target)
+        for name, ckpt_key in plan.items():
+            target = targets[name]
+            dest = state[target.key] if target.rows is None else state[target.key][target.rows]
+            dest.copy_(owner[ckpt_key].get_tensor(ckpt_key))
+            report.loaded.append(name)
     (logger.info if report.ok else logger.warning)(report.summary())
     return report
