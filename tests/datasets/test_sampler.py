@@ -63,6 +63,21 @@ def test_deterministic_and_resume_reproduces_sequence():
         MixtureSampler(FRAMES, weights, seed=1).load_state_dict(state)
 
 
+def test_resume_on_another_world_size_continues_the_global_stream():
+    weights = compute_weights(FRAMES, "frames")
+    reference = take(iter(MixtureSampler(FRAMES, weights, seed=2)), 300)
+    state = MixtureSampler(FRAMES, weights, seed=2, rank=0, world_size=2).state_dict(num_consumed=30)
+    one = MixtureSampler(FRAMES, weights, seed=2)  # 2 ranks x 30 samples: the global stream is at sample 60
+    one.load_state_dict(state)
+    assert take(iter(one), 100) == reference[60:160]
+    for rank in range(4):
+        four = MixtureSampler(FRAMES, weights, seed=2, rank=rank, world_size=4)
+        four.load_state_dict(state)
+        assert take(iter(four), 20) == reference[60 + rank : 140 : 4]
+    with pytest.raises(ValueError, match="cannot split evenly"):
+        MixtureSampler(FRAMES, weights, seed=2, world_size=7).load_state_dict(state)
+
+
 def test_ranks_disjoint_and_cover_the_global_stream():
     weights = compute_weights(FRAMES, "frames")
     reference = MixtureSampler(FRAMES, weights, seed=1)

@@ -57,8 +57,8 @@ def main(out_dir: Path) -> None:
     allreduce_calls = []
     make_accelerator = loop.make_accelerator
 
-    def counting_accelerator(cfg):
-        accelerator = make_accelerator(cfg)
+    def counting_accelerator(cfg, **kwargs):
+        accelerator = make_accelerator(cfg, **kwargs)
         prepare = accelerator.prepare
 
         def prepare_and_count(*objects):

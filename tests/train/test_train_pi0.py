@@ -74,6 +74,9 @@ def test_frozen_unused_parameters_get_no_gradient_and_all_trainable_ones_do() ->
     policy.compute_loss(batch)[0].backward()
     for name, param in policy.named_parameters():
         assert (param.grad is not None) == param.requires_grad, name
+    names = [n for n, _ in policy.named_parameters()]
     frozen = {n for n, p in policy.named_parameters() if not p.requires_grad}
-    assert "language_model.layers.1.mlp.up_proj.weight" in frozen and "language_model.norm.weight" in frozen
-    assert "language_model.layers.1.self_attn.k_proj.weight" not in frozen
+    last = "language_model.layers.1."  # the tiny language model's last layer feeds the expert keys and values only
+    mlp = [n for n in names if n.startswith(last + "mlp.")]
+    assert mlp and set(mlp) <= frozen and "language_model.norm.weight" in frozen
+    assert any(n.startswith(last + "self_attn.") and n not in frozen for n in names)

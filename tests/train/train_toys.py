@@ -27,6 +27,7 @@ from depi.constants import (
     TOKENIZED_PROMPT_MASK,
 )
 from depi.datasets.sampler import MixtureSampler
+from depi.policies.pi0 import PI0Policy
 from depi.train.config import TrainConfig
 from depi.transforms.base import TransformGroup
 from depi.transforms.norm_stats import NormStats
@@ -57,10 +58,11 @@ class ToyFlowPolicy(nn.Module):
         per_sample = err.flatten(1).sum(1) / mask.flatten(1).sum(1)
         return per_sample.mean(), {"per_sample_loss": per_sample.detach()}
 
-    def save_pretrained(self, directory: str | Path) -> None:
+    def save_pretrained(self, directory: str | Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, directory / "model.safetensors")
+        tensors = self.state_dict() if state_dict is None else state_dict
+        save_file({k: v.contiguous() for k, v in tensors.items()}, directory / "model.safetensors")
         (directory / "config.json").write_text(json.dumps({"type": "toy", "horizon": HORIZON}))
 
 
@@ -151,3 +153,31 @@ class CanonicalData:
     transforms: TransformGroup = field(default_factory=TransformGroup)
     norm_stats: dict = field(default_factory=dict)
     manifest: dict = field(default_factory=lambda: {"datasets": ["sim/a", "sim/b"]})
+
+
+class IndexedBatches(CanonicalBatches):
+    """:class:`CanonicalBatches` whose samples also carry their ``index`` (for :class:`PerSampleNoisePI0`)."""
+
+    def __getitem__(self, index: int) -> dict:
+        return {**super().__getitem__(index), "index": index}
+
+
+class PerSampleNoisePI0(PI0Policy):
+    """The pi0 policy with flow-matching noise and time drawn from each sample's ``index``.
+
+    A sample's loss then no longer depends on the rank or the batch it lands in, so runs that split the same
+    global batches differently (one process with batch 2B, two with B) compute the same losses and updates.
+    """
+
+    def compute_loss(self, batch, noise=None, time=None):
+        gens = [torch.Generator().manual_seed(int(i)) for i in batch["index"]]
+        shape = batch[ACTIONS].shape[1:]
+        noise = torch.stack([torch.randn(shape, generator=g) for g in gens]).to(batch[ACTIONS].device)
+        time = torch.stack([torch.rand((), generator=g) * 0.999 + 0.001 for g in gens]).to(batch[ACTIONS].device)
+        return super().compute_loss(batch, noise=noise, time=time)
+
+
+def indexed_data(rank: int = 0, world_size: int = 1) -> CanonicalData:
+    """:class:`CanonicalData` over :class:`IndexedBatches`, this rank's shard of the seed-3 stream."""
+    sampler = MixtureSampler(np.array([16, 16]), np.array([0.5, 0.5]), seed=3, rank=rank, world_size=world_size)
+    return CanonicalData(dataset=IndexedBatches(), sampler=sampler)

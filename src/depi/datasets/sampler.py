@@ -234,12 +234,25 @@ class MixtureSampler(Sampler[int]):
     def load_state_dict(self, state: dict[str, int]) -> None:
         """Resume from :meth:`state_dict`; the next sample is exactly the one that followed.
 
+        The state may come from another world size R: when every rank consumed ``start`` samples, the
+        global stream was consumed up to ``start * R``, and this rank of R' continues at rank-stream position
+        ``start * R / R'``. With the same global batch (B' R' = B R) every later global batch then holds the
+        same samples as in an uninterrupted run.
+
         Raises:
-            ValueError: the state was saved with another seed or world size (the sequence would differ).
+            ValueError: the state was saved with another seed, or ``start * R`` is not a multiple of this
+                world size (no rank-stream position continues the global stream).
         """
-        if state["seed"] != self.seed or state["world_size"] != self.world_size:
+        if state["seed"] != self.seed:
             raise ValueError(
-                f"Sampler state has seed={state['seed']}, world_size={state['world_size']}; this run has "
-                f"seed={self.seed}, world_size={self.world_size}. Resume with the same seed and world size."
+                f"Sampler state has seed={state['seed']}; this run has seed={self.seed}. Resume with the same "
+                "seed (--dataset.seed)."
             )
-        self.start = int(state["start"])
+        consumed = int(state["start"]) * int(state["world_size"])  # global stream samples taken by all ranks
+        if consumed % self.world_size:
+            raise ValueError(
+                f"Sampler state was saved by {state['world_size']} processes after {consumed} samples of the "
+                f"global stream, which {self.world_size} processes cannot split evenly; resume with a number of "
+                f"processes dividing {consumed}, e.g. {state['world_size']}."
+            )
+        self.start = consumed // self.world_size

@@ -8,8 +8,10 @@ set from a YAML preset with ``--config_path=pi05_lora`` (a name from ``depi/trai
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
+import logging
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +21,8 @@ import draccus
 from depi.datasets.config import DatasetConfig
 from depi.policies.pi0.config import PI0Config
 from depi.policies.registry import PolicyConfig, config_class
+
+logger = logging.getLogger(__name__)
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 DEFAULT_OUTPUT_ROOT = Path("outputs/train")
@@ -251,6 +255,7 @@ def parse_args(argv: list[str]) -> TrainConfig:
         FileNotFoundError: A preset, checkpoint or policy config named on the command line does not exist.
     """
     argv = resolve_preset_arg(list(argv) or [f"--config_path={DEFAULT_PRESET}"])
+    checkpoint = None
     if (_flag_value(argv, "resume") or "").lower() in ("true", "1", "yes"):
         from depi.train.checkpoint import TRAIN_CONFIG_FILE, latest_checkpoint
 
@@ -265,10 +270,26 @@ def parse_args(argv: list[str]) -> TrainConfig:
         argv.append(f"--config_path={checkpoint / TRAIN_CONFIG_FILE}")
     policy_path = _flag_value(argv, "policy.path")
     if policy_path is None:
-        return draccus.parse(TrainConfig, args=argv)
-    policy_args = [a for a in argv if a.startswith("--policy.") and not a.startswith("--policy.path=")]
-    cfg = draccus.parse(TrainConfig, args=[a for a in argv if not a.startswith("--policy.")])
-    cfg.policy = load_policy_config(policy_path, [a.replace("--policy.", "--", 1) for a in policy_args])
-    cfg.pretrained_path = policy_path
-    cfg.__post_init__()  # re-derive the fields that follow the policy (the mixture's action_horizon)
+        cfg = draccus.parse(TrainConfig, args=argv)
+    else:
+        policy_args = [a for a in argv if a.startswith("--policy.") and not a.startswith("--policy.path=")]
+        cfg = draccus.parse(TrainConfig, args=[a for a in argv if not a.startswith("--policy.")])
+        cfg.policy = load_policy_config(policy_path, [a.replace("--policy.", "--", 1) for a in policy_args])
+        cfg.pretrained_path = policy_path
+        cfg.__post_init__()  # re-derive the fields that follow the policy (the mixture's action_horizon)
+    if checkpoint is not None and _flag_value(argv, "transforms.tokenizer_path") is None:
+        cfg = _tokenizer_from_checkpoint(cfg, checkpoint)
     return cfg
+
+
+def _tokenizer_from_checkpoint(cfg: TrainConfig, checkpoint: Path) -> TrainConfig:
+    """A resumed run whose saved ``transforms.tokenizer_path`` is gone (the run folder moved to another machine)
+    uses the copy the checkpoint holds (``<checkpoint>/tokenizer/<name>``); otherwise ``cfg`` is unchanged."""
+    saved = cfg.transforms.tokenizer_path
+    if not saved or Path(saved).is_file():
+        return cfg
+    copy = checkpoint / "tokenizer" / Path(saved).name
+    if not copy.is_file():
+        return cfg
+    logger.warning("Tokenizer %s not found; resuming with the checkpoint's copy %s.", saved, copy)
+    return dataclasses.replace(cfg, transforms=dataclasses.replace(cfg.transforms, tokenizer_path=str(copy)))

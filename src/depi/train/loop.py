@@ -1,8 +1,10 @@
 """The training loop, read top to bottom: setup -> train -> save_checkpoint -> cleanup.
 
-Runs as one process or under ``accelerate launch`` / ``torchrun`` (DDP, one or many nodes; FSDP with
-``configs/accelerate/fsdp.yaml``, where checkpoints hold the full weights gathered on the main process). The policy and the data come in through narrow protocols (:class:`TrainablePolicy`,
-:class:`depi.train.data.TrainData`); bookkeeping lives in ``optim``, ``checkpoint`` and ``metrics``.
+Runs as one process or under ``accelerate launch`` / ``torchrun``: DDP, one or many nodes; FSDP2 with
+``accelerate launch --config_file configs/accelerate/fsdp.yaml`` (:mod:`depi.train.fsdp`, on GPUs and on the
+CPU over gloo). Checkpoints hold full tensors whatever the launch, so a run resumes with or without FSDP. The
+policy and the data come in through narrow protocols (:class:`TrainablePolicy`,
+:class:`depi.train.data.TrainData`); bookkeeping lives in ``optim``, ``checkpoint``, ``fsdp`` and ``metrics``.
 
 Notation: B = ``batch_size`` (per process, per micro-batch), G = ``gradient_accumulation_steps``, W = number
 of processes; one optimizer step consumes a global batch of B * G * W samples.
@@ -20,7 +22,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import (
     DistributedDataParallelKwargs,
-    DistributedType,
+    GradientAccumulationPlugin,
     TorchDynamoPlugin,
     broadcast_object_list,
     send_to_device,
@@ -33,6 +35,7 @@ from depi.constants import DATASET_INDEX
 from depi.train import checkpoint as ckpt
 from depi.train.config import TrainConfig
 from depi.train.data import TrainData, build_dataloader
+from depi.train.fsdp import fsdp_settings_from_launch, shard_model
 from depi.train.metrics import MetricsLogger, PerDatasetLoss, mfu, peak_flops
 from depi.train.optim import EMA, build_optimizer, build_scheduler, clip_grad_norm
 
@@ -48,7 +51,8 @@ class TrainablePolicy(Protocol):
 
     ``compute_loss(batch)`` takes a collated canonical batch (see ARCHITECTURE.md) and returns the scalar
     flow-matching loss and a dict of metrics, optionally holding ``per_sample_loss`` (B,). A policy may also
-    provide ``flops_per_sample() -> float`` (training FLOPs of one sample) for the MFU metric.
+    provide ``flops_per_sample() -> float`` (training FLOPs of one sample) for the MFU metric. Under FSDP,
+    ``save_pretrained`` must also take ``state_dict=`` (the gathered full tensors, keyed as its ``state_dict()``).
     """
 
     def compute_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...
@@ -57,7 +61,8 @@ class TrainablePolicy(Protocol):
 
 
 class _LossModule(nn.Module):
-    """Routes ``forward`` to ``policy.compute_loss`` so DDP's gradient hooks and autocast see the call."""
+    """Routes ``forward`` to ``policy.compute_loss`` so DDP's gradient hooks, FSDP's root unit and autocast see
+    the call."""
 
     def __init__(self, policy: nn.Module) -> None:
         super().__init__()
@@ -65,22 +70,6 @@ class _LossModule(nn.Module):
 
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         return self.policy.compute_loss(batch)
-
-
-class _GatheredPolicy:
-    """A policy with the full state dict gathered from FSDP shards; ``save_pretrained`` writes those tensors."""
-
-    def __init__(self, policy: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
-        self.policy = policy
-        self.state_dict = state_dict
-
-    def save_pretrained(self, directory: str | Path) -> None:
-        self.policy.save_pretrained(directory, state_dict=self.state_dict)
-
-
-def _strip_wrapper_prefixes(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Keys of the prepared ``_LossModule`` (``policy.``, ``_orig_mod.policy.`` under torch.compile) -> policy keys."""
-    return {k.removeprefix("_orig_mod.").removeprefix("policy."): v for k, v in state_dict.items()}
 
 
 @dataclass
@@ -102,11 +91,16 @@ class TrainResult:
     losses: list[float]
 
 
-def make_accelerator(cfg: TrainConfig) -> Accelerator:
+def make_accelerator(cfg: TrainConfig, fsdp: bool = False) -> Accelerator:
     """The Accelerator of a run: DDP without unused-parameter search, bf16 autocast on GPU under ``auto``.
 
-    On a host without GPU, several processes (``torchrun --nproc_per_node N`` or ``accelerate launch --cpu
-    --num_processes N``) train with DDP over gloo.
+    On a host without GPU, several processes (``torchrun --nproc_per_node N`` or ``accelerate launch --multi_gpu
+    --num_processes N``) train with DDP over gloo. With ``fsdp`` the loop shards the model itself
+    (:func:`depi.train.fsdp.shard_model`) and uses the Accelerator for processes, autocast, accumulation and
+    clipping; gradients are then reduce-scattered after every micro-batch (``sync_each_batch``): each rank keeps
+    only its gradient shard between micro-batches instead of the full unsharded gradients. (Skipping that sync
+    also fails in torch 2.13 when a unit's forward did not run, e.g. pi0's unused last-layer projections, under a
+    bf16 ``MixedPrecisionPolicy``: ``FSDPParam`` has no ``_unsharded_param``.)
     """
     precision = cfg.mixed_precision
     if precision == "auto":
@@ -114,7 +108,9 @@ def make_accelerator(cfg: TrainConfig) -> Accelerator:
     return Accelerator(
         cpu=not torch.cuda.is_available(),  # lets torchrun / accelerate launch run DDP over gloo on CPU hosts
         mixed_precision=precision,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        gradient_accumulation_plugin=GradientAccumulationPlugin(
+            num_steps=cfg.gradient_accumulation_steps, sync_each_batch=fsdp
+        ),
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=cfg.find_unused_parameters)],
         dynamo_plugin=TorchDynamoPlugin(backend="inductor") if cfg.compile else None,
     )
@@ -128,20 +124,16 @@ def train(cfg: TrainConfig, *, policy: nn.Module | None = None, data: TrainData 
     Raises:
         FileNotFoundError: ``cfg.resume`` is set and the run folder has no complete checkpoint.
         FileExistsError: ``cfg.resume`` is not set and the run folder already holds checkpoints.
-        ValueError: the launch uses FSDP together with EMA or resume (neither is saved sharded).
+        ValueError: an unsupported FSDP launch config, or a resumed run holding out other episodes than its
+            checkpoint (:func:`depi.train.checkpoint.check_resumed_manifest`).
         TypeError: ``policy`` lacks ``compute_loss``/``save_pretrained`` or ``data`` lacks a TrainData field.
     """
     # ---------------------------------------------------------------- setup
-    accelerator = make_accelerator(cfg)
-    fsdp = accelerator.distributed_type == DistributedType.FSDP
-    if fsdp and (cfg.optim.ema_decay is not None or cfg.resume):
-        raise ValueError(
-            "Under FSDP (configs/accelerate/fsdp.yaml) depi-train gathers and saves the full model weights, but "
-            "not the EMA weights nor a resumable optimizer state (each rank holds a shard of them): found "
-            f"--optim.ema_decay={cfg.optim.ema_decay} --resume={cfg.resume}. Set --optim.ema_decay=null and start "
-            "a new run (fine-tune from a saved model with --policy.path), or launch with DDP "
-            "(configs/accelerate/ddp.yaml)."
-        )
+    fsdp = fsdp_settings_from_launch()  # None unless launched with an FSDP accelerate config
+    accelerator = make_accelerator(cfg, fsdp=fsdp is not None)
+    if fsdp is not None and not torch.distributed.is_initialized():
+        logger.info("FSDP config but no process group (not started by accelerate launch / torchrun): unsharded.")
+        fsdp = None
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True)
     run_dir = Path(broadcast_object_list([str(cfg.run_dir())])[0])
@@ -169,17 +161,28 @@ def train(cfg: TrainConfig, *, policy: nn.Module | None = None, data: TrainData 
         raise TypeError(f"{type(policy).__name__} must provide compute_loss(batch) and save_pretrained(directory).")
     if not isinstance(data, TrainData):
         raise TypeError(f"{type(data).__name__} must provide the TrainData fields (see depi.train.data.TrainData).")
+    if resume_from is not None:
+        ckpt.check_resumed_manifest(resume_from, data.manifest)
+        ckpt.load_weights(resume_from, policy)  # full weights, before sharding
+    model: nn.Module = _LossModule(policy)
+    if fsdp is not None:  # before the optimizer: the parameters become this rank's DTensor shards
+        model = shard_model(model, fsdp, device=accelerator.device, num_processes=accelerator.num_processes,
+                            mixed_precision=accelerator.mixed_precision)
     optimizer = build_optimizer(policy, cfg.optim)
     scheduler = build_scheduler(optimizer, cfg.optim)
     ema = EMA(policy, cfg.optim.ema_decay) if cfg.optim.ema_decay is not None else None
     set_seed(cfg.seed, device_specific=True)  # per-rank flow-matching noise and time
     start_step = 0
     if resume_from is not None:
-        start_step, sampler_state = ckpt.load_checkpoint(
+        start_step, sampler_state = ckpt.load_training_state(
             resume_from, accelerator=accelerator, policy=policy, optimizer=optimizer, scheduler=scheduler, ema=ema
         )
         data.sampler.load_state_dict(sampler_state)
-    model, optimizer = accelerator.prepare(_LossModule(policy), optimizer)
+    if fsdp is None:
+        model, step_optimizer = accelerator.prepare(model, optimizer)
+    else:  # accelerate would wrap it in DDP on the CPU: the loop applies autocast (below) and compile itself
+        step_optimizer = optimizer
+        model = torch.compile(model) if cfg.compile else model
     loader = build_dataloader(
         data, batch_size=cfg.batch_size, num_workers=cfg.num_workers, seed=cfg.seed, rank=accelerator.process_index
     )
@@ -208,14 +211,15 @@ def train(cfg: TrainConfig, *, policy: nn.Module | None = None, data: TrainData 
             data_wait += time.perf_counter() - wait_start
             batch = send_to_device(batch, accelerator.device)
             # Inside accumulate(), DDP skips the gradient all-reduce (no_sync) except on the window's last
-            # micro-batch, and accelerator.backward divides the loss by G.
+            # micro-batch (FSDP reduce-scatters every micro-batch), and accelerator.backward divides the loss by G.
             with accelerator.accumulate(model):
-                loss, info = model(batch)
+                with accelerator.autocast():  # the prepared DDP model autocasts by itself; the FSDP one needs it
+                    loss, info = model(batch)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
                     grad_norm = clip_grad_norm(model, cfg.optim.grad_clip_norm, accelerator)
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
+                    step_optimizer.step()
+                    step_optimizer.zero_grad(set_to_none=True)
             window_loss += loss.detach() / cfg.gradient_accumulation_steps
             if PER_SAMPLE_LOSS in info and DATASET_INDEX in batch:
                 per_dataset.add(batch[DATASET_INDEX], info[PER_SAMPLE_LOSS])
@@ -255,12 +259,10 @@ def train(cfg: TrainConfig, *, policy: nn.Module | None = None, data: TrainData 
                 step=step, config=cfg, sampler_state=data.sampler.state_dict(consumed), transforms=data.transforms,
                 norm_stats=data.norm_stats, manifest=data.manifest,
             )
-            to_save = accelerator.unwrap_model(model).policy
-            if fsdp:  # every rank takes part in gathering the shards; the main process receives the full tensors
-                to_save = _GatheredPolicy(to_save, _strip_wrapper_prefixes(accelerator.get_state_dict(model)))
+            # Every rank takes part (FSDP gathers the shards); the main process writes full tensors.
             last_checkpoint = ckpt.save_checkpoint(
-                run_dir, contents, accelerator=accelerator, policy=to_save,
-                optimizer=optimizer.optimizer, scheduler=scheduler, ema=ema,
+                run_dir, contents, accelerator=accelerator, policy=policy, optimizer=optimizer, scheduler=scheduler,
+                ema=ema,
             )
             if accelerator.is_main_process:
                 ckpt.prune_checkpoints(run_dir, cfg.keep_last, cfg.keep_period)

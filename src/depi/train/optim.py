@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from depi.train.config import OptimConfig
+from depi.train.fsdp import distribute_like, full_tensor
 
 
 def cosine_lr(step: int, cfg: OptimConfig) -> float:
@@ -60,12 +61,15 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig) -> torch
 def clip_grad_norm(model: nn.Module, max_norm: float, accelerator) -> torch.Tensor:
     """Clip the global L2 norm of the gradients to ``max_norm`` (``0``: only measure).
 
-    Returns the norm before clipping as a 0-d tensor on the gradients' device (no host sync).
+    Under FSDP the gradients are ``DTensor`` shards and the norm is that of the full gradients (every rank
+    calls this). Returns the norm before clipping as a plain 0-d tensor on the gradients' device (no host sync).
     """
     params = [p for p in model.parameters() if p.grad is not None]
     if max_norm > 0:
-        return accelerator.clip_grad_norm_(params, max_norm)
-    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
+        norm = accelerator.clip_grad_norm_(params, max_norm)
+    else:
+        norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+    return full_tensor(norm)
 
 
 class EMA:
@@ -73,6 +77,10 @@ class EMA:
 
     As openpi's ``ema_decay`` option: updated after every optimizer step, kept in float32, saved with the
     checkpoint; :meth:`swapped_in` puts the averaged weights in the model (to save or evaluate them).
+
+    Under FSDP, build it from the sharded model: each rank then averages its own ``DTensor`` shards;
+    :meth:`state_dict` gives those shards (:func:`depi.train.checkpoint.save_checkpoint` gathers them) and
+    :meth:`load_state_dict` takes full tensors.
     """
 
     def __init__(self, model: nn.Module, decay: float) -> None:
@@ -103,11 +111,11 @@ class EMA:
                 params[name].copy_(live[name])
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """The averaged weights by parameter name (float32)."""
+        """The averaged weights by parameter name (float32; this rank's ``DTensor`` shards under FSDP)."""
         return dict(self.shadow)
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        """Restore the averaged weights.
+        """Restore the averaged weights from full tensors (each rank keeps its slice under FSDP).
 
         Raises:
             KeyError: ``state`` lacks or adds parameters compared with the model's trainable ones.
@@ -116,4 +124,4 @@ class EMA:
             missing, extra = sorted(set(self.names) - set(state)), sorted(set(state) - set(self.names))
             raise KeyError(f"EMA state does not match the trainable parameters: missing {missing}, extra {extra}.")
         for name in self.names:
-            self.shadow[name].copy_(state[name])
+            self.shadow[name].copy_(distribute_like(state[name], self.shadow[name]))

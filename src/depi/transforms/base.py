@@ -9,14 +9,20 @@ checkpoint and rebuilt for serving without the training code.
 :class:`TransformGroup` pairs the input pipeline (dataset/robot -> model) with the output pipeline
 (model -> robot), like openpi's ``Group``: pushing a pair appends its input transform at the end of the
 inputs and prepends its inverse at the start of the outputs, so inverse pairs nest.
+
+A transform that reads a local file (the tokenizer model) names the field holding its path in ``file_fields``;
+``TransformGroup.save(directory, copy_files=True)`` copies those files into the folder and records paths relative
+to it, which :meth:`TransformGroup.load` resolves, so a checkpoint folder moves to another machine as a whole.
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
+import filecmp
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,6 +48,8 @@ class Transform(abc.ABC):
     """
 
     transform_type: ClassVar[str] = ""
+    file_fields: ClassVar[tuple[str, ...]] = ()
+    """Fields holding the path of a local file the transform reads (copied by ``TransformGroup.save``)."""
 
     @abc.abstractmethod
     def __call__(self, sample: Sample) -> Sample:
@@ -153,6 +161,51 @@ class Pipeline(Transform):
         return cls(tuple(transform_from_config(c) for c in items))
 
 
+def _map_file_fields(config: Any, fn: Callable[[str, str], str]) -> Any:
+    """A copy of one transform config with each file field's path replaced by ``fn(field, path)``; nested
+    pipelines included, malformed configs and unknown types left as they are (:func:`transform_from_config`
+    reports them)."""
+    if not isinstance(config, Mapping):
+        return config
+    out = dict(config)
+    cls = _REGISTRY.get(config.get("type"))
+    if cls is Pipeline:
+        items = out["transforms"] if isinstance(out.get("transforms"), list) else []
+        out["transforms"] = [_map_file_fields(c, fn) for c in items]
+    elif cls is not None:
+        for name in cls.file_fields:
+            if out.get(name):
+                out[name] = fn(name, str(out[name]))
+    return out
+
+
+def _copy_into(directory: Path) -> Callable[[str, str], str]:
+    """``fn(field, path)`` copying the file to ``<directory>/<field without _path>/<name>``; returns that path
+    relative to ``directory`` (POSIX form).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        FileExistsError: another file with different bytes already sits at the target.
+    """
+
+    def copy(field: str, path: str) -> str:
+        source = Path(path)
+        if not source.is_file():
+            raise FileNotFoundError(f"{field}={path}: no such file to copy into {directory}.")
+        relative = Path(field.removesuffix("_path")) / source.name
+        target = directory / relative
+        if target.exists() and not filecmp.cmp(source, target, shallow=False):
+            raise FileExistsError(
+                f"{target} already holds another file than {source} ({field}); save into an empty folder."
+            )
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+        return relative.as_posix()
+
+    return copy
+
+
 @dataclass(frozen=True)
 class TransformGroup:
     """Input and output pipelines of one policy (openpi's ``Group``).
@@ -189,15 +242,29 @@ class TransformGroup:
             raise ValueError(f"Transform group config lacks {missing}; expected keys 'inputs' and 'outputs'.")
         return cls(Pipeline.from_config(config["inputs"]), Pipeline.from_config(config["outputs"]))
 
-    def save(self, directory: str | Path) -> Path:
-        """Write ``<directory>/transforms.json`` atomically; returns its path."""
+    def save(self, directory: str | Path, copy_files: bool = False) -> Path:
+        """Write ``<directory>/transforms.json`` atomically; returns its path.
+
+        Args:
+            directory: Created if missing.
+            copy_files: Also copy the files the transforms read (their ``file_fields``, e.g. the tokenizer model
+                to ``<directory>/tokenizer/<name>``) and record their paths relative to ``directory``.
+
+        Raises:
+            FileNotFoundError / FileExistsError: with ``copy_files``, a file to copy is missing, or its target
+                holds another file.
+        """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
+        config = self.to_config()
+        if copy_files:
+            copy = _copy_into(directory)
+            config = {key: [_map_file_fields(c, copy) for c in items] for key, items in config.items()}
         path = directory / TRANSFORMS_FILENAME
         fd, tmp = tempfile.mkstemp(prefix=".transforms.", suffix=".tmp", dir=directory)
         try:
             with os.fdopen(fd, "w") as f:
-                json.dump(self.to_config(), f, indent=2)
+                json.dump(config, f, indent=2)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -207,6 +274,9 @@ class TransformGroup:
     @classmethod
     def load(cls, directory: str | Path) -> TransformGroup:
         """Read ``<directory>/transforms.json`` written by :meth:`save`.
+
+        A relative file path (``tokenizer/<name>`` written by ``save(..., copy_files=True)``) is read from
+        ``directory`` when the file is there; other paths are used as written.
 
         Raises:
             FileNotFoundError: The file is missing (it is written with every checkpoint).
@@ -222,7 +292,16 @@ class TransformGroup:
             config = json.loads(path.read_text())
         except json.JSONDecodeError as err:
             raise ValueError(f"{path}: not valid JSON ({err}).") from err
+        def resolve(field: str, value: str) -> str:
+            inside = Path(directory) / value
+            return str(inside) if not Path(value).is_absolute() and inside.is_file() else value
+
         try:
+            if isinstance(config, Mapping):
+                config = {
+                    key: [_map_file_fields(c, resolve) for c in items] if isinstance(items, list) else items
+                    for key, items in config.items()
+                }
             return cls.from_config(config)
         except (ValueError, TypeError, KeyError) as err:
             raise ValueError(f"{path}: {err}") from err

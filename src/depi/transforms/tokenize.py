@@ -18,7 +18,7 @@ import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import sentencepiece
@@ -165,6 +165,8 @@ class TokenizePrompt(Transform):
         KeyError: ``prompt`` (or ``state`` for pi0.5) is missing.
         TypeError: ``prompt`` is not a string.
     """
+
+    file_fields: ClassVar[tuple[str, ...]] = ("tokenizer_path",)
 
     tokenizer_path: str
     max_token_len: int = PI0_MAX_TOKEN_LEN
