@@ -93,3 +93,21 @@ def test_channel_last_and_flipped_camera_images_are_accepted() -> None:
     assert torch.equal(sample[IMAGE]["base_0_rgb"], expected[IMAGE]["base_0_rgb"])
     assert not bool(sample[IMAGE_MASK]["left_wrist_0_rgb"])
     np.testing.assert_array_equal(sample[STATE][:3].numpy(), [1.0, 2.0, 0.0])
+
+
+@pytest.mark.slow
+def test_bf16_compiled_runner_stays_close_to_float32_eager(tiny_run: TinyRun) -> None:
+    frame = LeRobotSource(root=tiny_run.dataset_root)[5]
+    chunks = {}
+    for dtype, compile in (("float32", False), ("bfloat16", True)):
+        checkpoint = load_checkpoint(tiny_run.checkpoint, dtype=dtype)
+        assert checkpoint.policy.vision_tower.embeddings.patch_embedding.weight.dtype == torch.float32
+        assert checkpoint.policy.action_expert.layers[0].mlp.down_proj.weight.dtype == getattr(torch, dtype)
+        runner = PolicyRunner(checkpoint, checkpoint.bind_dataset(tiny_run.dataset_root), seed=1, compile=compile)
+        chunks[dtype] = runner.infer(frame)[ACTIONS]
+    reference, fast = chunks["float32"], chunks["bfloat16"]
+    assert fast.dtype == np.float32 and fast.shape == reference.shape
+    scale = np.abs(reference).max()
+    assert np.abs(fast - reference).max() < 0.05 * scale, (fast, reference)
+    with pytest.raises(ValueError, match="float16"):
+        load_checkpoint(tiny_run.checkpoint, dtype="float16")

@@ -291,7 +291,7 @@ def run_offline_eval(config: OfflineEvalConfig) -> dict:
         FileNotFoundError: incomplete checkpoint or dataset files.
         RuntimeError / ValueError: see :func:`build_mixture` and :func:`depi.eval.splits.load_or_make_split`.
     """
-    checkpoint = load_checkpoint(config.policy.path, config.policy.device)
+    checkpoint = load_checkpoint(config.policy.path, config.policy.device, config.policy.dtype)
     output_dir = Path(config.output_dir or "outputs/eval/offline")
     splits_dir = Path(config.split.splits_dir) if config.split.splits_dir else output_dir / "splits"
     mixture = build_mixture(checkpoint, config.dataset)
@@ -304,6 +304,7 @@ def run_offline_eval(config: OfflineEvalConfig) -> dict:
             Binding(e.repo_id, e.embodiment, dict(e.roles.slots), e.state_dim, e.action_dim),
             num_steps=config.policy.num_steps,
             seed=config.seed,
+            compile=config.policy.compile,
         )
         for e in mixture.index.entries
     ]

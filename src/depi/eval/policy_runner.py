@@ -53,6 +53,7 @@ from depi.transforms.image import resize_with_pad
 from depi.transforms.norm_stats import list_groups
 
 MANIFEST_FILE = "mixture_manifest.json"
+POLICY_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 NORM_STATS_DIR = "norm_stats"
 
 
@@ -65,11 +66,22 @@ class EvalPolicyConfig:
             ``depi-eval sim``, ``expert`` runs the env's scripted expert instead.
         device: torch device of the policy.
         num_steps: flow-matching denoising steps; None: the policy config's.
+        dtype: parameter dtype: ``float32``, or ``bfloat16`` (the language model and action expert in bf16, the
+            vision tower and projector in float32, as lerobot's bf16 mode; fastest on GPUs and on CPUs with
+            AMX-BF16, actions differ from float32 by bf16 rounding).
+        compile: run ``sample_actions`` through ``torch.compile`` (the first chunk pays the compilation, tens of
+            seconds; see docs/benchmarks.md for the speed-up).
     """
 
     path: str | None = None
     device: str = "cpu"
     num_steps: int | None = None
+    dtype: str = "float32"
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        if self.dtype not in POLICY_DTYPES:
+            raise ValueError(f"--policy.dtype={self.dtype!r}; expected one of {sorted(POLICY_DTYPES)}.")
 
 
 @dataclass(frozen=True)
@@ -171,16 +183,20 @@ class Checkpoint:
         return self.bind(repo_id, meta.robot_type, list(meta.camera_keys), state_dim, action_dim)
 
 
-def load_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
+def load_checkpoint(path: str | Path, device: str = "cpu", dtype: str = "float32") -> Checkpoint:
     """Read a checkpoint folder written by ``depi-train`` (layout in :mod:`depi.train.checkpoint`).
 
     Args:
         path: ``<run>/checkpoints/<step>``; a run folder is accepted too (its latest complete checkpoint).
         device: torch device of the policy.
+        dtype: ``float32`` or ``bfloat16`` (see :class:`EvalPolicyConfig`).
 
     Raises:
         FileNotFoundError: the folder or one of its files (named) is missing.
+        ValueError: an unknown ``dtype``.
     """
+    if dtype not in POLICY_DTYPES:
+        raise ValueError(f"dtype={dtype!r}; expected one of {sorted(POLICY_DTYPES)}.")
     from depi.train.checkpoint import latest_checkpoint
 
     path = Path(path)
@@ -197,7 +213,9 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
             raise FileNotFoundError(
                 f"checkpoint {path} lacks {name}; it is written by depi-train with every save."
             )
-    policy = PI0Policy.from_pretrained(path / MODEL_DIR).to(device).eval()
+    policy = PI0Policy.from_pretrained(path / MODEL_DIR).to(device=device, dtype=POLICY_DTYPES[dtype]).eval()
+    policy.vision_tower.float()  # SigLIP and its projector stay float32 in bf16 mode (lerobot's layout)
+    policy.multi_modal_projector.float()
     config = draccus.parse(TrainConfig, config_path=path / TRAIN_CONFIG_FILE, args=[])
     return Checkpoint(
         path=path,
@@ -268,14 +286,24 @@ class PolicyRunner:
         binding: the feature map of the robot (see :meth:`Checkpoint.bind`).
         num_steps: flow-matching denoising steps; None: the policy config's ``num_steps``.
         seed: seed of the noise generator, so a rollout is reproducible.
+        compile: sample through ``torch.compile(policy.sample_actions)``.
     """
 
-    def __init__(self, checkpoint: Checkpoint, binding: Binding, num_steps: int | None = None, seed: int = 0):
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        binding: Binding,
+        num_steps: int | None = None,
+        seed: int = 0,
+        compile: bool = False,
+    ):
         self.checkpoint = checkpoint
         self.binding = binding
         self.num_steps = num_steps
         self.device = next(checkpoint.policy.parameters()).device
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        sample = checkpoint.policy.sample_actions
+        self._sample_actions = torch.compile(sample) if compile else sample
 
     def reset(self, seed: int) -> None:
         """Reseed the noise generator (at the start of an episode)."""
@@ -312,7 +340,7 @@ class PolicyRunner:
         if noise is None:
             shape = (1, policy.config.action_horizon, policy.config.action_dim)
             noise = torch.randn(shape, generator=self.generator, device=self.device)
-        actions = policy.sample_actions(batch, noise=noise, num_steps=self.num_steps)  # (1, H, 32) normalized
+        actions = self._sample_actions(batch, noise=noise, num_steps=self.num_steps)  # (1, H, 32) normalized
         out = self.checkpoint.transforms.outputs(
             {
                 ACTIONS: actions[0].float().cpu().numpy(),

@@ -245,7 +245,9 @@ def make_agent(config: SimEvalConfig, env: SimEnv, checkpoint: Checkpoint | None
         spec.state_dim,
         spec.action_dim,
     )
-    runner = PolicyRunner(checkpoint, binding, num_steps=config.policy.num_steps, seed=config.seed)
+    runner = PolicyRunner(
+        checkpoint, binding, num_steps=config.policy.num_steps, seed=config.seed, compile=config.policy.compile
+    )
     return ChunkAgent(runner, spec, config.n_action_steps)
 
 
@@ -260,7 +262,11 @@ def run_sim_eval(config: SimEvalConfig) -> dict:
         FileNotFoundError: the checkpoint is incomplete.
         ModuleNotFoundError: the simulator package is missing.
     """
-    checkpoint = None if config.use_expert else load_checkpoint(config.policy.path, config.policy.device)
+    checkpoint = (
+        None
+        if config.use_expert
+        else load_checkpoint(config.policy.path, config.policy.device, config.policy.dtype)
+    )
     output_dir = Path(config.output_dir or f"outputs/eval/sim/{dataset_name(config.env)}")
     env_config = SimEnvConfig(
         config.env, image_size=_image_size(config, checkpoint), max_episode_steps=config.max_episode_steps
