@@ -335,3 +335,21 @@ def test_round_trip_through_lerobot_source(dataset: Path) -> None:
         )
         front = item["observation.images.front"].numpy().astype(int)
         assert np.abs(front - expected[idx]["observation.images.front"].transpose(2, 0, 1)).max() <= 3
+
+
+@pytest.mark.parametrize("value_range", [(0, 255), (17, 18), (200, 200), (0, 3)])
+def test_camera_stats_from_histograms_equal_the_direct_float_computation(value_range: tuple[int, int]) -> None:
+    """uint8 camera stats come from per-channel histograms; they must equal np.quantile / mean / std of
+    frames / 255 in float64 (quantiles, min and max exactly; moments up to summation order)."""
+    rng = np.random.default_rng(sum(value_range))
+    for shape in [(1, 1, 1, 3), (3, 7, 5, 3), (11, 30, 41, 3)]:
+        frames = rng.integers(value_range[0], value_range[1] + 1, shape, dtype=np.uint8)
+        got = stats_compute.camera_stats(frames)
+        reference = stats_compute.numeric_stats(frames.astype(np.float64).reshape(-1, 3) / 255.0)
+        assert got["count"].tolist() == [shape[0]]
+        for key in ("min", "max", *stats_compute.QUANTILE_KEYS):
+            np.testing.assert_array_equal(got[key].reshape(3), reference[key], err_msg=f"{key} {shape}")
+        for key in ("mean", "std"):
+            np.testing.assert_allclose(got[key].reshape(3), reference[key], rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="without sampled frames"):
+        stats_compute.camera_stats(np.zeros((0, 4, 4, 3), dtype=np.uint8))

@@ -86,19 +86,59 @@ def numeric_stats(values: np.ndarray) -> FeatureStats:
 def camera_stats(frames: np.ndarray) -> FeatureStats:
     """Per-channel stats of sampled camera frames, in [0, 1].
 
+    uint8 frames take 256 distinct values, so the stats come from one histogram per channel (``np.bincount``) instead
+    of sorting float copies of every pixel: min / max are the extreme non-empty bins, mean and population std
+    the count-weighted moments of ``v / 255``, and each quantile the ``method="linear"`` interpolation of
+    ``np.quantile`` between the two order statistics around ``q * (P - 1)`` (P pixels per channel), found in the
+    cumulative counts. They equal the stats of ``frames / 255`` as float64 computed with ``np.quantile`` /
+    ``np.mean`` / ``np.std`` up to float64 rounding (summation order). Other dtypes take that direct path.
+
     Args:
-        frames: uint8 (S, H, W, C) sampled (and downsampled) frames.
+        frames: uint8 (S, H, W, C) sampled (and downsampled) frames, S >= 1.
 
     Returns:
         ``min``/``max``/``mean``/``std``/quantiles float64 (C, 1, 1); ``count`` int64 (1,) = S.
+
+    Raises:
+        ValueError: no frames.
     """
-    array = np.asarray(frames, dtype=np.float64) / 255.0
-    channels = array.shape[-1]
-    flat = array.reshape(-1, channels)
+    frames = np.asarray(frames)
+    if frames.shape[0] == 0 or frames.size == 0:
+        raise ValueError("cannot compute camera stats of an episode without sampled frames")
+    channels = frames.shape[-1]
+    if frames.dtype != np.uint8:
+        flat = (frames.astype(np.float64) / 255.0).reshape(-1, channels)
+        stats = {k: v.reshape(channels, 1, 1) for k, v in numeric_stats(flat).items() if k != "count"}
+    else:
+        stats = {k: v.reshape(channels, 1, 1) for k, v in _uint8_channel_stats(frames.reshape(-1, channels)).items()}
+    stats["count"] = np.array([frames.shape[0]], dtype=np.int64)
+    return stats
+
+
+def _uint8_channel_stats(pixels: np.ndarray) -> FeatureStats:
+    """Stats of ``pixels / 255`` per column from histograms; uint8 (P, C) -> float64 (C,) per stat (no count)."""
+    num = pixels.shape[0]
+    levels = np.arange(256, dtype=np.float64) / 255.0
+    counts = np.stack([np.bincount(pixels[:, c], minlength=256) for c in range(pixels.shape[1])])  # (C, 256)
+    mean = counts @ levels / num
+    std = np.sqrt((counts * (levels[None, :] - mean[:, None]) ** 2).sum(axis=1) / num)
+    occupied = counts > 0
     stats = {
-        key: value.reshape(channels, 1, 1) for key, value in numeric_stats(flat).items() if key != "count"
+        "min": levels[occupied.argmax(axis=1)],
+        "max": levels[255 - occupied[:, ::-1].argmax(axis=1)],
+        "mean": mean,
+        "std": std,
     }
-    stats["count"] = np.array([array.shape[0]], dtype=np.int64)
+    cumulative = np.cumsum(counts, axis=1)  # cumulative[c, v] = pixels of channel c with value <= v
+    for key, q in zip(QUANTILE_KEYS, QUANTILES, strict=True):
+        position = q * (num - 1)  # np.quantile's "linear" virtual index
+        below = int(np.floor(position))
+        gamma = position - below
+        above = min(below + 1, num - 1)
+        low = levels[[np.searchsorted(cumulative[c], below, side="right") for c in range(len(counts))]]
+        high = levels[[np.searchsorted(cumulative[c], above, side="right") for c in range(len(counts))]]
+        # numpy's _lerp: a + (b - a) * t, computed from b for t >= 0.5
+        stats[key] = np.where(gamma >= 0.5, high - (high - low) * (1 - gamma), low + (high - low) * gamma)
     return stats
 
 
