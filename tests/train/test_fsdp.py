@@ -50,7 +50,7 @@ FSDP_ENV = {  # what `accelerate launch --config_file configs/accelerate/fsdp.ya
     "ACCELERATE_USE_FSDP": "true",
     "FSDP_VERSION": "2",
     "FSDP_AUTO_WRAP_POLICY": "TRANSFORMER_BASED_WRAP",
-    "FSDP_TRANSFORMER_CLS_TO_WRAP": "LoRALinear,SiglipEncoderLayer",
+    "FSDP_TRANSFORMER_CLS_TO_WRAP": "LoRALinear,SiglipEncoderLayer,Embedding",
     "FSDP_RESHARD_AFTER_FORWARD": "true",
     "FSDP_STATE_DICT_TYPE": "FULL_STATE_DICT",
     "FSDP_CPU_RAM_EFFICIENT_LOADING": "false",  # accelerate's parser writes it back: restored after each test
@@ -86,6 +86,8 @@ def test_every_wrap_unit_exists_and_is_called_by_its_own_forward() -> None:
     policy.compute_loss(batch)
     trainable_units = {k for k, m in units.items() if any(p.requires_grad for p in m.parameters())}
     assert trainable_units and trainable_units <= called
+    embeddings = {id(policy.language_model.embed_tokens), id(policy.vision_tower.embeddings.position_embedding)}
+    assert embeddings <= set(units) and embeddings <= called  # the token table is gathered only around its lookup
 
 
 def test_unit_modules_are_innermost_first_and_unknown_classes_are_refused() -> None:
@@ -107,7 +109,8 @@ def test_launch_settings_are_read_from_accelerate_variables(monkeypatch: pytest.
     for name, value in FSDP_ENV.items():
         monkeypatch.setenv(name, value)
     assert fsdp_settings_from_launch() == FSDPSettings(
-        unit_classes=("LoRALinear", "SiglipEncoderLayer"), reshard_after_forward=True, offload_params=False
+        unit_classes=("LoRALinear", "SiglipEncoderLayer", "Embedding"), reshard_after_forward=True,
+        offload_params=False,
     )
     monkeypatch.setenv("FSDP_VERSION", "1")
     monkeypatch.setenv("FSDP_STATE_DICT_TYPE", "SHARDED_STATE_DICT")

@@ -67,7 +67,7 @@ def fsdp_settings_from_launch() -> FSDPSettings | None:
          f"fsdp_version is {plugin.fsdp_version}; set fsdp_version: 2 (depi shards with FSDP2, fully_shard)"),
         (not plugin.transformer_cls_names_to_wrap,
          ("no fsdp_transformer_layer_cls_to_wrap; set fsdp_auto_wrap_policy: TRANSFORMER_BASED_WRAP and list the "
-          "unit classes (LoRALinear,SiglipEncoderLayer for pi0 / pi0.5)")),
+          "unit classes (LoRALinear,SiglipEncoderLayer,Embedding for pi0 / pi0.5)")),
         (plugin.activation_checkpointing,
          ("fsdp_activation_checkpointing is true; set it to false and use --policy.gradient_checkpointing=true "
           "(the policy checkpoints its layers)")),

@@ -25,10 +25,12 @@ class SiglipEmbeddings(nn.Module):
         super().__init__()
         self.patch_embedding = nn.Conv2d(3, cfg.width, kernel_size=cfg.patch_size, stride=cfg.patch_size)
         self.position_embedding = nn.Embedding(cfg.num_tokens, cfg.width)
+        # Looked up through the embedding's forward (not read as .weight), so FSDP can shard nn.Embedding units.
+        self.register_buffer("position_ids", torch.arange(cfg.num_tokens), persistent=False)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         patches = self.patch_embedding(pixels.to(self.patch_embedding.weight.dtype))  # (B, width, H/p, W/p)
-        return patches.flatten(2).transpose(1, 2) + self.position_embedding.weight[None]
+        return patches.flatten(2).transpose(1, 2) + self.position_embedding(self.position_ids)[None]
 
 
 class SiglipAttention(nn.Module):
