@@ -43,8 +43,9 @@ from depi.eval.policy_runner import (
     PolicyRunner,
     load_checkpoint,
 )
-from depi.eval.report import format_table, write_json
+from depi.eval.report import format_table
 from depi.eval.splits import Split, SplitConfig, held_out_split, load_or_make_split, split_path
+from depi.fileio import write_json
 
 logger = logging.getLogger(__name__)
 

@@ -27,7 +27,8 @@ from depi.constants import OBS_IMAGES_PREFIX, TASK
 from depi.datasets.chunks import resample_chunk
 from depi.datasets.video_encode import EpisodeVideoEncoder, VideoEncodeConfig
 from depi.eval.policy_runner import Checkpoint, EvalPolicyConfig, PolicyRunner, load_checkpoint
-from depi.eval.report import format_table, wilson_interval, write_json
+from depi.eval.report import format_table, wilson_interval
+from depi.fileio import write_json
 from depi.sim.envs import EnvSpec, Observation, SimEnv, SimEnvConfig, make_env
 from depi.sim.generate import dataset_name
 

@@ -25,7 +25,7 @@ import numpy as np
 from depi.datasets.format import load_meta
 from depi.datasets.holdout import holdout_path
 from depi.datasets.selection import select_datasets
-from depi.eval.report import write_json
+from depi.fileio import write_json
 
 SPLIT_MODES = ("episode", "task")
 SPLIT_FORMAT = 1

@@ -21,9 +21,7 @@ import abc
 import dataclasses
 import filecmp
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +29,8 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
+
+from depi.fileio import write_json
 
 Sample = dict[str, Any]
 TRANSFORMS_FILENAME = "transforms.json"
@@ -260,16 +260,7 @@ class TransformGroup:
         if copy_files:
             copy = _copy_into(directory)
             config = {key: [_map_file_fields(c, copy) for c in items] for key, items in config.items()}
-        path = directory / TRANSFORMS_FILENAME
-        fd, tmp = tempfile.mkstemp(prefix=".transforms.", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(config, f, indent=2)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return write_json(directory / TRANSFORMS_FILENAME, config)
 
     @classmethod
     def load(cls, directory: str | Path) -> TransformGroup:

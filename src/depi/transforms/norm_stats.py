@@ -18,13 +18,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from depi.fileio import write_json
 
 NORM_STATS_FILENAME = "norm_stats.json"
 _REQUIRED_FIELDS = ("mean", "std")
@@ -179,19 +179,7 @@ def save_norm_stats(directory: str | Path, norm_stats: Mapping[str, NormStats]) 
         if not isinstance(stats, NormStats):
             raise TypeError(f"norm_stats['{key}'] must be a NormStats, found {type(stats).__name__}.")
         payload[key] = stats.to_dict()
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / NORM_STATS_FILENAME
-    fd, tmp_name = tempfile.mkstemp(prefix=".norm_stats.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump({"norm_stats": payload}, f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
+    return write_json(directory / NORM_STATS_FILENAME, {"norm_stats": payload})
 
 
 def load_norm_stats(directory: str | Path) -> dict[str, NormStats]:
