@@ -7,7 +7,8 @@ Usage::
 
 Measures, on the given TFDS folder (by default the 2 x 25-episode Bridge sample, 64 x 64 JPEG cameras):
 
-1. CRC-32C throughput: the pure-Python table vs the ``crc32c`` package (when installed).
+1. CRC-32C throughput: the pure-Python table vs the ``crc32c`` package (when installed); the writer's camera stats
+   (uint8 histograms) vs the direct float64 ``np.quantile`` computation of the same stats.
 2. Reading episodes: TFRecord framing + CRC + ``tf.train.Example`` decoding, episodes/s and MB/s.
 3. Full conversion (``--split all``) at the source size and with ``--resize 224``: episodes/s, frames/s, and the
    seconds per episode over the first and the second half of the run (a growing number means the per-episode
@@ -47,6 +48,33 @@ def _crc_rows() -> list[tuple[str, str]]:
     else:
         rows.append(("CRC-32C, crc32c package", "not installed"))
     return rows
+
+
+def _camera_stats_rows() -> list[tuple[str, str]]:
+    """The writer's per-episode camera stats (uint8 histograms) vs the same stats computed directly on float64
+    copies with np.quantile / mean / std, on 100 sampled 150x150 RGB frames (one 1,000-frame episode)."""
+    import numpy as np
+
+    from depi.datasets.stats_compute import camera_stats, numeric_stats
+
+    frames = np.random.default_rng(0).integers(0, 256, (100, 150, 150, 3), dtype=np.uint8)
+
+    def best(fn) -> float:
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    histogram = best(lambda: camera_stats(frames))
+    direct = best(lambda: numeric_stats(frames.astype(np.float64).reshape(-1, 3) / 255.0))
+    return [
+        (
+            "camera stats, 100 frames 150x150: histogram vs float64 np.quantile",
+            f"{histogram * 1e3:.1f} ms vs {direct * 1e3:.1f} ms ({direct / histogram:.1f}x)",
+        )
+    ]
 
 
 def _read_rows(data_dir: Path) -> list[tuple[str, str]]:
@@ -107,7 +135,7 @@ def main() -> None:
     parser.add_argument("--data_dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--workdir", type=Path, default=Path("outputs/bench_convert_bridge"))
     args = parser.parse_args()
-    rows = _crc_rows() + _read_rows(args.data_dir)
+    rows = _crc_rows() + _camera_stats_rows() + _read_rows(args.data_dir)
     rows += _convert_rows(args.data_dir, args.workdir, None) + _convert_rows(args.data_dir, args.workdir, 224)
     width = max(len(name) for name, _ in rows)
     print(f"{'measure'.ljust(width)} | result\n{'-' * width}-+-{'-' * 40}")
