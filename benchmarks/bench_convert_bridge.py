@@ -55,7 +55,7 @@ def _camera_stats_rows() -> list[tuple[str, str]]:
     copies with np.quantile / mean / std, on 100 sampled 150x150 RGB frames (one 1,000-frame episode)."""
     import numpy as np
 
-    from depi.datasets.stats_compute import camera_stats, numeric_stats
+    from depi.datasets.format.stats_compute import camera_stats, numeric_stats
 
     frames = np.random.default_rng(0).integers(0, 256, (100, 150, 150, 3), dtype=np.uint8)
 

@@ -17,7 +17,7 @@ Steps (each timed in a fresh subprocess so that peak RSS is the step's own):
    in ``.venv-lerobot``, with its Hugging Face ``datasets`` cache cold then warm; the time is extrapolated
    linearly to all datasets.
 4. Samples/s with a 2-worker DataLoader: depi's mixture over ``--video-datasets`` small v3.0 datasets with
-   real video cameras (written with :class:`depi.datasets.writer.DatasetWriter`) vs lerobot's
+   real video cameras (written with :class:`depi.datasets.format.writer.DatasetWriter`) vs lerobot's
    ``LeRobotDataset`` reading the same frames (same global frame indices, same action horizon, the same two
    cameras decoded, both with their default decoder, named in the table). depi does more per sample: it
    also resizes each camera to 224x224 with padding. Each side runs ``REPEATS`` passes, the best counts.
@@ -55,8 +55,8 @@ def _peak_rss_mb() -> float:
 
 
 def child_depi_index(root: Path, ids_file: Path) -> dict:
-    from depi.datasets.config import DatasetConfig
-    from depi.datasets.mixture import MultiLeRobotDataset
+    from depi.datasets.mixture.config import DatasetConfig
+    from depi.datasets.mixture.dataset import MultiLeRobotDataset
 
     t0 = time.perf_counter()
     mixture = MultiLeRobotDataset(DatasetConfig(repo_ids=str(ids_file), root=str(root)), verbose=False)
@@ -74,9 +74,9 @@ def child_depi_samples(root: Path, ids_file: Path, num_samples: int, horizon: in
     import torch
     from torch.utils.data import DataLoader
 
-    from depi.datasets.config import DatasetConfig
-    from depi.datasets.mixture import MultiLeRobotDataset, worker_init
-    from depi.datasets.video import default_video_backend
+    from depi.datasets.mixture.config import DatasetConfig
+    from depi.datasets.mixture.dataset import MultiLeRobotDataset, worker_init
+    from depi.datasets.format.video import default_video_backend
 
     mixture = MultiLeRobotDataset(
         DatasetConfig(repo_ids=str(ids_file), root=str(root), action_horizon=horizon), verbose=False

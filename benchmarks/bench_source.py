@@ -126,7 +126,7 @@ def _make_dataset(root: Path, codec: str, args: argparse.Namespace) -> float:
 
 
 def _depi_side(root: Path, indices: list[int], in_process: list[int], args: argparse.Namespace) -> dict:
-    from depi.datasets.source import LeRobotSource
+    from depi.datasets.format.source import LeRobotSource
 
     delta = {"action": [k / args.fps for k in range(args.horizon)]}
     start = time.perf_counter()

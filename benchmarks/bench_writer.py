@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from depi.datasets.video_encode import VideoEncodeConfig, available_codecs
-from depi.datasets.writer import DatasetWriter
+from depi.datasets.format.video_encode import VideoEncodeConfig, available_codecs
+from depi.datasets.format.writer import DatasetWriter
 
 
 def camera_frames(num: int, height: int, width: int) -> np.ndarray:

@@ -5,7 +5,7 @@
   Frames are real parquet rows; every mp4 path is a hard link to one tiny video (indexing never decodes
   video).
 * :func:`write_video_datasets`: a few v3.0 datasets with real video cameras, written by depi's
-  :class:`~depi.datasets.writer.DatasetWriter`, for sample-throughput measurements.
+  :class:`~depi.datasets.format.writer.DatasetWriter`, for sample-throughput measurements.
 
 Both cache their output in the work directory (a marker file records a finished generation).
 """
@@ -285,7 +285,7 @@ def generate(workdir: Path, num_datasets: int) -> tuple[list[str], list[str], Pa
 
 def write_video_datasets(workdir: Path, count: int) -> tuple[list[str], Path]:
     """``count`` small v3.0 datasets with two real video cameras (laptop, wrist), fps 30 and 15."""
-    from depi.datasets.writer import DatasetWriter
+    from depi.datasets.format.writer import DatasetWriter
 
     root = workdir / "video_datasets"
     marker = workdir / f"video-complete-v{GENERATOR_VERSION}-{count}.json"

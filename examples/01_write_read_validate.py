@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from depi.datasets.source import LeRobotSource
-from depi.datasets.validate import validate_dataset
-from depi.datasets.writer import DatasetWriter
+from depi.datasets.format.source import LeRobotSource
+from depi.datasets.format.validate import validate_dataset
+from depi.datasets.format.writer import DatasetWriter
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--output_dir", default="outputs/examples/toy_dataset")

@@ -5,8 +5,8 @@
 
 import argparse
 
-from depi.datasets.config import DatasetConfig
-from depi.datasets.mixture import MultiLeRobotDataset
+from depi.datasets.mixture.config import DatasetConfig
+from depi.datasets.mixture.dataset import MultiLeRobotDataset
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--root", default="outputs/sim_demos", help="a dataset folder or a folder of datasets")

@@ -6,7 +6,7 @@
 import argparse
 
 from depi.convert.bridge_rlds import BridgeConvertConfig, convert_bridge
-from depi.datasets.validate import validate_dataset
+from depi.datasets.format.validate import validate_dataset
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--data_dir", default="../shared/data/bridge_v2_rlds_sample/bridge_dataset/1.0.0")

@@ -28,10 +28,10 @@ from depi.convert.bridge_rlds import (
 from depi.convert.images import decode_image
 from depi.convert.progress import ConvertProgress, ConvertResumeError
 from depi.convert.tfrecord import TFRecordError
-from depi.datasets.format import load_meta
-from depi.datasets.source import LeRobotSource
-from depi.datasets.validate import validate_dataset
-from depi.datasets.writer import DatasetWriter
+from depi.datasets.format.meta import load_meta
+from depi.datasets.format.source import LeRobotSource
+from depi.datasets.format.validate import validate_dataset
+from depi.datasets.format.writer import DatasetWriter
 
 BRIDGE_SAMPLE = Path(__file__).resolve().parents[3] / "shared/data/bridge_v2_rlds_sample/bridge_dataset/1.0.0"
 needs_sample = pytest.mark.skipif(

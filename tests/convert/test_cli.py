@@ -9,7 +9,7 @@ import pytest
 from tests.convert.rlds_fixtures import bridge_episode, write_bridge_dir
 
 from depi.convert.cli import main
-from depi.datasets.format import load_meta
+from depi.datasets.format.meta import load_meta
 
 
 def test_bridge_subcommand(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,10 +14,10 @@ from tests.convert.rlds_fixtures import jpeg
 
 from depi.convert.cli import main
 from depi.convert.hdf5 import HDF5Mapping, HDF5MappingError, convert_hdf5, read_episode
-from depi.datasets.format import load_meta
-from depi.datasets.source import LeRobotSource
-from depi.datasets.validate import validate_dataset
-from depi.datasets.writer import DatasetWriter
+from depi.datasets.format.meta import load_meta
+from depi.datasets.format.source import LeRobotSource
+from depi.datasets.format.validate import validate_dataset
+from depi.datasets.format.writer import DatasetWriter
 
 ALOHA_MAPPING = {
     "fps": 50,

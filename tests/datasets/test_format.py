@@ -9,8 +9,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from depi.datasets.format import DatasetFormatError, load_meta, resolve_root
-from depi.datasets.hub import local_dataset_dir
+from depi.datasets.format.meta import DatasetFormatError, load_meta, resolve_root
+from depi.datasets.format.hub import local_dataset_dir
 from tests.datasets.factories import VIDEO_DATASET_SPEC, expected_state
 
 

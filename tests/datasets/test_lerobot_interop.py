@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from depi.datasets.validate import validate_dataset
-from depi.datasets.writer import DatasetWriter
+from depi.datasets.format.validate import validate_dataset
+from depi.datasets.format.writer import DatasetWriter
 
 pytestmark = pytest.mark.interop
 
@@ -128,7 +128,7 @@ def test_lerobot_written_dataset_loads_in_depi(tmp_path: Path) -> None:
     assert [(p.check, p.found) for p in validate_dataset(root).problems] == []
 
     source_module = pytest.importorskip(
-        "depi.datasets.source", reason="depi.datasets.source is not available"
+        "depi.datasets.format.source", reason="depi.datasets.format.source is not available"
     )
     source = source_module.LeRobotSource("lerobot/interop", root=root)
     assert (source.num_episodes, len(source)) == (3, len(written["state"]))

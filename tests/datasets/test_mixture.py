@@ -24,8 +24,8 @@ from depi.constants import (
     RIGHT_WRIST_CAMERA,
     STATE,
 )
-from depi.datasets.config import DatasetConfig
-from depi.datasets.mixture import MixtureIterableDataset, MultiLeRobotDataset
+from depi.datasets.mixture.config import DatasetConfig
+from depi.datasets.mixture.dataset import MixtureIterableDataset, MultiLeRobotDataset
 from tests.datasets.factories import (
     CameraSpec,
     DatasetSpec,
@@ -259,7 +259,7 @@ class _ThreadsAndSample(torch.utils.data.Dataset):
 
 
 def test_training_dataloader_workers_use_one_torch_thread(hub, tmp_path):
-    from depi.datasets.mixture import worker_init
+    from depi.datasets.mixture.dataset import worker_init
     from depi.train.data import build_dataloader
 
     mixture = MultiLeRobotDataset(config(hub, ["carol/slow"], tmp_path), verbose=False)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from depi.datasets.chunks import chunk_positions, resample_chunk
+from depi.datasets.mixture.chunks import chunk_positions, resample_chunk
 
 
 def ramp(length, fps, dim=2):

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from depi.constants import ACTION, OBS_STATE
-from depi.datasets.config import DatasetConfig
-from depi.datasets.mixture import MultiLeRobotDataset
-from depi.datasets.report import report_dict
-from depi.datasets.sampler import BLOCK
-from depi.datasets.stats import input_hash
-from depi.datasets.stats_cli import group_inputs
+from depi.datasets.mixture.config import DatasetConfig
+from depi.datasets.mixture.dataset import MultiLeRobotDataset
+from depi.datasets.mixture.report import report_dict
+from depi.datasets.mixture.sampler import BLOCK
+from depi.datasets.mixture.stats import input_hash
+from depi.datasets.mixture.stats_cli import group_inputs
 from depi.eval.splits import split_path
 from tests.datasets.factories import CameraSpec, DatasetSpec, make_lerobot_dataset
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from depi.datasets.config import DatasetConfig
-from depi.datasets.selection import CURATED_LIST, curated_repo_ids, read_repo_ids, select_datasets
+from depi.datasets.mixture.config import DatasetConfig
+from depi.datasets.mixture.selection import CURATED_LIST, curated_repo_ids, read_repo_ids, select_datasets
 
 
 def fake_dataset(path):

@@ -3,7 +3,7 @@
 import pytest
 
 from depi.constants import BASE_CAMERA, LEFT_WRIST_CAMERA, RIGHT_WRIST_CAMERA
-from depi.datasets.roles import assign_camera_roles, camera_name
+from depi.datasets.mixture.roles import assign_camera_roles, camera_name
 
 
 def keys(*names):

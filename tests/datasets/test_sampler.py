@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from depi.datasets.sampler import MixtureSampler, compute_weights, load_weights_file
+from depi.datasets.mixture.sampler import MixtureSampler, compute_weights, load_weights_file
 
 FRAMES = np.array([100, 400, 0, 1500], dtype=np.int64)
 

@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from depi.datasets.format import DatasetFormatError
-from depi.datasets.hub import arrow_cache_dir
-from depi.datasets.source import LeRobotSource
-from depi.datasets.video import FrameTimestampError
+from depi.datasets.format.meta import DatasetFormatError
+from depi.datasets.format.hub import arrow_cache_dir
+from depi.datasets.format.source import LeRobotSource
+from depi.datasets.format.video import FrameTimestampError
 from tests.datasets.factories import (
     VIDEO_DATASET_SPEC,
     CameraSpec,
@@ -134,12 +134,12 @@ def test_one_memory_map_per_v2_dataset(make_dataset):
 
 
 def test_pickle_carries_configuration_not_frames(make_dataset):
-    root = make_dataset(version="v3.0", episode_lengths=(400, 400), state_dim=32, action_dim=32)
+    root = make_dataset(version="v3.0", episode_lengths=(400, 1200), state_dim=32, action_dim=32)
     source = LeRobotSource(root=root, episodes=[1], delta_timestamps={"action": [0.0, 0.1]})
     payload = pickle.dumps(source)
     assert len(payload) < source.column("action").nbytes / 10
     copy = pickle.loads(payload)
-    assert len(copy) == 400
+    assert len(copy) == 1200
     torch.testing.assert_close(copy[3]["action"], source[3]["action"])
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from depi.datasets.stats import (
+from depi.datasets.mixture.stats import (
     MANIFEST_NAME,
     StatsInput,
     array_stats,
@@ -111,8 +111,8 @@ def test_files_cache_and_invalidation(tmp_path):
 
 
 def test_depi_stats_on_datasets_equals_numpy(tmp_path, monkeypatch):
-    from depi.datasets.config import DatasetConfig
-    from depi.datasets.stats_cli import StatsConfig, main
+    from depi.datasets.mixture.config import DatasetConfig
+    from depi.datasets.mixture.stats_cli import StatsConfig, main
     from tests.datasets.factories import (
         CameraSpec,
         DatasetSpec,
@@ -162,7 +162,7 @@ def test_depi_stats_on_datasets_equals_numpy(tmp_path, monkeypatch):
     np.testing.assert_allclose(so100["state"].std, state.std(axis=0), rtol=1e-6)
     assert load_group_norm_stats(out, "aloha/s14_a14")["state"].dim == 14
     # subsampled run: seeded, at most max_frames frames
-    from depi.datasets.stats_cli import run_stats
+    from depi.datasets.mixture.stats_cli import run_stats
 
     cfg = StatsConfig(
         dataset=DatasetConfig(root=str(root), annotations_dir=str(tmp_path)),
@@ -183,9 +183,9 @@ def test_real_reachy2_recording_excluded_with_reason_and_its_stats(tmp_path):
     dropped); its parquet columns (variable-length lists) still give exact stats."""
     import pyarrow.parquet as pq
 
-    from depi.datasets.config import DatasetConfig
-    from depi.datasets.mixture import MultiLeRobotDataset
-    from depi.datasets.source import LeRobotSource
+    from depi.datasets.mixture.config import DatasetConfig
+    from depi.datasets.mixture.dataset import MultiLeRobotDataset
+    from depi.datasets.format.source import LeRobotSource
 
     with pytest.raises(RuntimeError, match="(?s)no selected dataset is usable.*file-000.mp4 is missing"):
         MultiLeRobotDataset(DatasetConfig(root=str(REACHY), annotations_dir=str(tmp_path)), verbose=False)
@@ -225,7 +225,7 @@ def direct_delta_chunks(state, action, lengths, horizon, step, mask):
 
 @pytest.mark.parametrize(("fps", "control_fps"), [(5.0, 5.0), (10.0, 4.0)])
 def test_delta_action_stats_equal_direct_numpy(tmp_path, fps, control_fps):
-    from depi.datasets.stats import DeltaStatsSpec
+    from depi.datasets.mixture.stats import DeltaStatsSpec
 
     lengths = np.array([9, 4, 13])
     rng = np.random.default_rng(3)
@@ -253,7 +253,7 @@ def test_delta_action_stats_equal_direct_numpy(tmp_path, fps, control_fps):
 
 
 def test_delta_action_stats_errors_and_cache_key(tmp_path):
-    from depi.datasets.stats import DeltaStatsSpec
+    from depi.datasets.mixture.stats import DeltaStatsSpec
 
     a, _ = make_input(tmp_path, "a", 20, 3, 1)
     spec = DeltaStatsSpec((True, True), action_horizon=4, control_fps=10.0)
@@ -281,9 +281,9 @@ def test_delta_action_stats_errors_and_cache_key(tmp_path):
 def test_depi_stats_delta_equals_what_the_pipeline_trains_on(tmp_path, monkeypatch):
     """The stats of ``depi-stats --delta_action_mask`` equal those of the mixture's samples passed through
     ``DeltaActions``, over every (frame, chunk step), padding steps included."""
-    from depi.datasets.config import DatasetConfig
-    from depi.datasets.mixture import MultiLeRobotDataset
-    from depi.datasets.stats_cli import main
+    from depi.datasets.mixture.config import DatasetConfig
+    from depi.datasets.mixture.dataset import MultiLeRobotDataset
+    from depi.datasets.mixture.stats_cli import main
     from depi.transforms.actions import DeltaActions
     from tests.datasets.factories import CameraSpec, DatasetSpec, make_lerobot_dataset
 

@@ -10,9 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from depi.datasets.validate import main, validate_dataset
-from depi.datasets.video_encode import append_episode_video
-from depi.datasets.writer import DatasetWriter
+from depi.datasets.format.validate import main, validate_dataset
+from depi.datasets.format.video_encode import append_episode_video
+from depi.datasets.format.writer import DatasetWriter
 from tests.datasets.factories import REACHY2_ROOT as REACHY
 from tests.datasets.factories import CameraSpec, DatasetSpec, make_lerobot_dataset
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from depi.datasets import video
-from depi.datasets.video import (
+from depi.datasets.format import video
+from depi.datasets.format.video import (
     FrameTimestampError,
     PyAVVideoReader,
     VideoReaderCache,

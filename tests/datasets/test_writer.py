@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from depi.datasets import stats_compute
-from depi.datasets.writer import DatasetWriter
+from depi.datasets.format import stats_compute
+from depi.datasets.format.writer import DatasetWriter
 
 H, W, FPS = 32, 48, 10
 FEATURES = {
@@ -256,7 +256,7 @@ def test_killed_process_mid_episode_then_resume(tmp_path: Path) -> None:
         import os, sys
         sys.path[:0] = [{str(REPO_ROOT / "src")!r}, {str(REPO_ROOT)!r}]
         from tests.datasets.test_writer import FEATURES, make_frame, write_episodes
-        from depi.datasets.writer import DatasetWriter
+        from depi.datasets.format.writer import DatasetWriter
         writer = DatasetWriter.create({str(root)!r}, repo_id="test/ds", fps={FPS}, features=FEATURES)
         write_episodes(writer, [5, 4])
         for t in range(3):
@@ -321,7 +321,7 @@ def test_new_files_when_size_limit_is_reached(tmp_path: Path) -> None:
 
 def test_round_trip_through_lerobot_source(dataset: Path) -> None:
     source_module = pytest.importorskip(
-        "depi.datasets.source", reason="depi.datasets.source is not available"
+        "depi.datasets.format.source", reason="depi.datasets.format.source is not available"
     )
     source = source_module.LeRobotSource("test/ds", root=dataset)
     assert (source.num_episodes, len(source)) == (3, 17)

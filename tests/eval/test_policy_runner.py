@@ -8,9 +8,9 @@ import torch
 from torch.utils.data import default_collate
 
 from depi.constants import ACTIONS, EMBODIMENT, IMAGE, IMAGE_MASK, STATE
-from depi.datasets.config import DatasetConfig
-from depi.datasets.mixture import MultiLeRobotDataset
-from depi.datasets.source import LeRobotSource
+from depi.datasets.mixture.config import DatasetConfig
+from depi.datasets.mixture.dataset import MultiLeRobotDataset
+from depi.datasets.format.source import LeRobotSource
 from depi.eval.policy_runner import PolicyRunner, canonical_from_frame, load_checkpoint
 from depi.policies.pi0 import PI0Policy
 from depi.transforms.base import TransformGroup

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
-from depi.datasets.sampler import MixtureSampler
+from depi.datasets.mixture.sampler import MixtureSampler
 from depi.policies.pi0 import PI0Policy, make_config
 from depi.train import loop
 from depi.train.config import parse_args

@@ -16,7 +16,7 @@ import torch
 
 from depi.constants import ACTIONS, STATE
 from depi.convert.cli import main as convert_main
-from depi.datasets.validate import main as validate_main
+from depi.datasets.format.validate import main as validate_main
 from depi.transforms.base import TransformGroup
 from depi.transforms.norm_stats import NormStats, load_group_norm_stats
 from depi.transforms.normalize import Normalize
@@ -77,7 +77,7 @@ def _assert_same_stats(a: NormStats, b: NormStats) -> None:
 def test_bridge_finetune_preset_trains_and_checkpoint_carries_its_stats(
     tmp_path: Path, bridge_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from depi.datasets.stats_cli import main as stats_main
+    from depi.datasets.mixture.stats_cli import main as stats_main
     from depi.train.__main__ import main as train_main
 
     stats_dir = tmp_path / "stats"
@@ -127,9 +127,9 @@ def test_delta_action_recipe_normalizes_with_delta_chunk_stats(tmp_path: Path, b
     """The delta-action path on the converted episodes: ``depi-stats --delta_action_mask`` stats are those of
     the delta chunks the pipeline produces (normalized actions fill [-1, 1] between q01 and q99), training
     with them gives a finite loss, and the checkpoint carries the same stats and the ``DeltaActions`` step."""
-    from depi.datasets.mixture import MultiLeRobotDataset
-    from depi.datasets.stats import DeltaStatsSpec, compute_group_stats
-    from depi.datasets.stats_cli import StatsConfig, group_inputs, run_stats
+    from depi.datasets.mixture.dataset import MultiLeRobotDataset
+    from depi.datasets.mixture.stats import DeltaStatsSpec, compute_group_stats
+    from depi.datasets.mixture.stats_cli import StatsConfig, group_inputs, run_stats
     from depi.policies.pi0 import PI0Policy
     from depi.train.config import parse_args
     from depi.train.factory import MixtureTrainData, TransformedDataset, transforms_config

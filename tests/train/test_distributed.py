@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from depi.datasets.sampler import MixtureSampler
+from depi.datasets.mixture.sampler import MixtureSampler
 from tests.train.ddp_worker import ACCUMULATION, BATCH_SIZE, STEPS
 
 REPO = Path(__file__).resolve().parents[2]

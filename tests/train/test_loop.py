@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from depi.train.checkpoint import latest_checkpoint
+from depi.train.run_layout import latest_checkpoint
 from depi.train.loop import train
 from depi.train.optim import cosine_lr
 from tests.train.train_toys import ToyFlowPolicy, ToySamples, make_toy_data, toy_config

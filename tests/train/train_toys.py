@@ -26,7 +26,7 @@ from depi.constants import (
     TOKENIZED_PROMPT,
     TOKENIZED_PROMPT_MASK,
 )
-from depi.datasets.sampler import MixtureSampler
+from depi.datasets.mixture.sampler import MixtureSampler
 from depi.policies.pi0 import PI0Policy
 from depi.train.config import TrainConfig
 from depi.transforms.base import TransformGroup

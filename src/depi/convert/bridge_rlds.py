@@ -44,7 +44,7 @@ from depi.convert.bridge_episodes import (
 )
 from depi.convert.images import ImageDecodeError, decode_image, resize_with_pad
 from depi.convert.progress import ConvertProgress, ConvertResumeError, SourceEpisode, write_episodes
-from depi.datasets.writer import DatasetWriter
+from depi.datasets.format.writer import DatasetWriter
 
 BRIDGE_FPS = 5
 BRIDGE_ROBOT_TYPE = "widowx"

@@ -43,7 +43,7 @@ import yaml
 from depi.constants import ACTION, OBS_IMAGES_PREFIX, OBS_STATE
 from depi.convert.images import ImageDecodeError, decode_image, resize_with_pad
 from depi.convert.progress import ConvertProgress, SourceEpisode, write_episodes
-from depi.datasets.writer import DatasetWriter
+from depi.datasets.format.writer import DatasetWriter
 
 
 class HDF5MappingError(ValueError):

@@ -35,7 +35,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from depi.datasets.writer import DatasetWriter
+from depi.datasets.format.writer import DatasetWriter
 
 PROGRESS_PATH = "meta/depi_convert.json"
 EPISODES_LOG_PATH = "meta/depi_convert_episodes.jsonl"

@@ -1,6 +1,6 @@
 """Offline evaluation: predicted vs recorded action chunks on train and held-out episodes.
 
-Samples are the mixture's canonical samples (:class:`depi.datasets.mixture.MultiLeRobotDataset` built with the
+Samples are the mixture's canonical samples (:class:`depi.datasets.mixture.dataset.MultiLeRobotDataset` built with the
 checkpoint's ``control_fps``, ``action_horizon``, embodiment grouping and camera roles), so the policy sees
 exactly what training fed it. Every ``stride``-th frame of each episode is evaluated (at most ``max_samples``
 per dataset and split, evenly spaced). Episodes are split by :mod:`depi.eval.splits`, except that a dataset
@@ -32,9 +32,9 @@ import numpy as np
 from tqdm import tqdm
 
 from depi.constants import ACTION_IS_PAD, ACTIONS
-from depi.datasets.config import DatasetConfig
-from depi.datasets.format import load_meta
-from depi.datasets.mixture import MultiLeRobotDataset
+from depi.datasets.mixture.config import DatasetConfig
+from depi.datasets.format.meta import load_meta
+from depi.datasets.mixture.dataset import MultiLeRobotDataset
 from depi.eval.policy_runner import (
     MANIFEST_FILE,
     Binding,

@@ -2,7 +2,7 @@
 
 The runner rebuilds, from the checkpoint alone, every step that training applied to a dataset frame:
 
-1. **frame -> canonical sample**, as :class:`depi.datasets.mixture.MultiLeRobotDataset` does: each camera
+1. **frame -> canonical sample**, as :class:`depi.datasets.mixture.dataset.MultiLeRobotDataset` does: each camera
    goes to its image slot by the same role rules (and the run's role-mapping file), resized with padding to
    224 x 224; ``observation.state`` is zero-padded to 32; the prompt is the task text; the embodiment is the
    key the run's ``--dataset.embodiment_key`` gives this robot layout;
@@ -41,12 +41,12 @@ from depi.constants import (
     STATE,
     TASK,
 )
-from depi.datasets.annotations import load_camera_roles
-from depi.datasets.format import load_meta
-from depi.datasets.index import embodiment_key
-from depi.datasets.roles import assign_camera_roles
+from depi.datasets.mixture.annotations import load_camera_roles
+from depi.datasets.format.meta import load_meta
+from depi.datasets.mixture.index import embodiment_key
+from depi.datasets.mixture.roles import assign_camera_roles
 from depi.policies.pi0 import PI0Policy
-from depi.train.checkpoint import MODEL_DIR, TRAIN_CONFIG_FILE
+from depi.train.run_layout import MODEL_DIR, TRAIN_CONFIG_FILE
 from depi.train.config import TrainConfig
 from depi.transforms.base import TransformGroup
 from depi.transforms.image import resize_with_pad
@@ -155,7 +155,7 @@ class Checkpoint:
         """The feature map of a dataset / env named ``name`` (a repo_id, e.g. ``depi_sim/so101_pick_place``).
 
         Camera roles come from the run's role-mapping file (``--dataset.camera_roles_file``) then the name rules
-        (:func:`depi.datasets.roles.assign_camera_roles`), as in training.
+        (:func:`depi.datasets.mixture.roles.assign_camera_roles`), as in training.
 
         Raises:
             ValueError: no norm stats for the embodiment, or no camera feeds an image slot.
@@ -197,7 +197,7 @@ def load_checkpoint(path: str | Path, device: str = "cpu", dtype: str = "float32
     """
     if dtype not in POLICY_DTYPES:
         raise ValueError(f"dtype={dtype!r}; expected one of {sorted(POLICY_DTYPES)}.")
-    from depi.train.checkpoint import latest_checkpoint
+    from depi.train.run_layout import latest_checkpoint
 
     path = Path(path)
     if not (path / MODEL_DIR).is_dir():
@@ -238,7 +238,7 @@ def canonical_from_frame(frame: Mapping[str, Any], binding: Binding, prompt: str
 
     Returns:
         ``image`` slot -> uint8 (3, 224, 224), ``image_mask`` slot -> 0-d bool tensor, ``state`` float32 (32,),
-        ``prompt``, ``embodiment`` (see :mod:`depi.datasets.mixture`).
+        ``prompt``, ``embodiment`` (see :mod:`depi.datasets.mixture.dataset`).
 
     Raises:
         KeyError: a bound camera or ``observation.state`` is missing from ``frame``.

@@ -3,7 +3,7 @@
 A policy acts by **receding horizon**: from an observation it predicts an action chunk of H steps at the
 checkpoint's control rate ``control_fps``; the chunk is resampled to the env's rate (step ``j`` of the env is
 ``j / fps`` seconds after the observation, read from the chunk by linear interpolation, the mixture's rule in
-:mod:`depi.datasets.chunks`), the first ``n_action_steps`` env steps are executed, then the policy is queried
+:mod:`depi.datasets.mixture.chunks`), the first ``n_action_steps`` env steps are executed, then the policy is queried
 again on the new observation (openpi / LeRobot's ``n_action_steps``). The scripted expert runs through the same
 loop (``--policy.path=expert``) as the reference row.
 
@@ -24,8 +24,8 @@ import numpy as np
 from tqdm import tqdm
 
 from depi.constants import OBS_IMAGES_PREFIX, TASK
-from depi.datasets.chunks import resample_chunk
-from depi.datasets.video_encode import EpisodeVideoEncoder, VideoEncodeConfig
+from depi.datasets.mixture.chunks import resample_chunk
+from depi.datasets.format.video_encode import EpisodeVideoEncoder, VideoEncodeConfig
 from depi.eval.policy_runner import Checkpoint, EvalPolicyConfig, PolicyRunner, load_checkpoint
 from depi.eval.report import format_table, wilson_interval
 from depi.fileio import write_json
@@ -216,7 +216,7 @@ def _image_size(config: SimEvalConfig, checkpoint: Checkpoint | None) -> int:
     if config.image_size is not None:
         return config.image_size
     if checkpoint is not None:
-        from depi.datasets.format import load_meta
+        from depi.datasets.format.meta import load_meta
 
         for entry in checkpoint.manifest.get("datasets", []):
             root = Path(entry["root"])

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from depi.datasets.format import load_meta
-from depi.datasets.holdout import holdout_path
-from depi.datasets.selection import select_datasets
+from depi.datasets.format.meta import load_meta
+from depi.datasets.mixture.holdout import holdout_path
+from depi.datasets.mixture.selection import select_datasets
 from depi.fileio import write_json
 
 SPLIT_MODES = ("episode", "task")

@@ -28,7 +28,7 @@ import draccus
 from tqdm import tqdm
 
 import depi
-from depi.datasets.writer import DatasetWriter
+from depi.datasets.format.writer import DatasetWriter
 from depi.sim.envs import SimEnv, SimEnvConfig, env_family, make_env
 from depi.sim.rollout import rollout
 

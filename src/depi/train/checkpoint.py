@@ -20,7 +20,7 @@ process, DDP, FSDP): ``optimizer.pt`` is ``torch.distributed.checkpoint.state_di
 dict (``{"state": {name: {"step", "exp_avg", "exp_avg_sq"}}, "param_groups": [{"params": [names], ...}]}``).
 Under FSDP every rank takes part in gathering the shards and only the main process writes; on resume each
 rank keeps its slice. A checkpoint therefore resumes with or without FSDP and on another number of processes
-(the sampler continues the global sample stream; see :meth:`depi.datasets.sampler.MixtureSampler.load_state_dict`).
+(the sampler continues the global sample stream; see :meth:`depi.datasets.mixture.sampler.MixtureSampler.load_state_dict`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import random
-import re
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -51,17 +50,21 @@ from torch.distributed.checkpoint.state_dict import (
 from depi.train.config import TrainConfig
 from depi.train.fsdp import full_tensor, is_sharded
 from depi.train.optim import EMA
+from depi.train.run_layout import (
+    CHECKPOINTS_DIR,
+    COMPLETE_MARKER,
+    EMA_MODEL_DIR,
+    MANIFEST_FILE,
+    MODEL_DIR,
+    STEP_NAME,
+    TRAIN_CONFIG_FILE,
+    TRAINING_STATE_DIR,
+    checkpoint_path,
+    latest_checkpoint,
+)
 from depi.transforms.base import TransformGroup
 from depi.transforms.norm_stats import NormStats, save_group_norm_stats
 
-CHECKPOINTS_DIR = "checkpoints"
-COMPLETE_MARKER = "checkpoint_complete.json"
-MODEL_DIR = "model"
-EMA_MODEL_DIR = "ema_model"
-TRAINING_STATE_DIR = "training_state"
-TRAIN_CONFIG_FILE = "train_config.yaml"
-MANIFEST_FILE = "mixture_manifest.json"
-_STEP_NAME = re.compile(r"^\d{9}$")
 
 logger = logging.getLogger(__name__)
 
@@ -76,11 +79,6 @@ class CheckpointContents:
     transforms: TransformGroup
     norm_stats: Mapping[str, Mapping[str, NormStats]]
     manifest: Mapping[str, Any]
-
-
-def checkpoint_path(run_dir: Path, step: int) -> Path:
-    """``<run_dir>/checkpoints/<step:09d>``."""
-    return Path(run_dir) / CHECKPOINTS_DIR / f"{step:09d}"
 
 
 def _fsync_tree(root: Path) -> None:
@@ -200,18 +198,6 @@ def save_checkpoint(
         _fsync_tree(final.parent)
     accelerator.wait_for_everyone()
     return final
-
-
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The complete checkpoint with the highest step under ``run_dir``, or ``None``.
-
-    Folders without ``checkpoint_complete.json`` (and ``.tmp-*`` folders) are ignored.
-    """
-    root = Path(run_dir) / CHECKPOINTS_DIR
-    if not root.is_dir():
-        return None
-    complete = [p for p in root.iterdir() if _STEP_NAME.match(p.name) and (p / COMPLETE_MARKER).is_file()]
-    return max(complete, key=lambda p: int(p.name), default=None)
 
 
 def _require_files(checkpoint: Path, *paths: Path) -> None:
@@ -340,7 +326,7 @@ def prune_checkpoints(run_dir: Path, keep_last: int, keep_period: int | None) ->
     Also removes leftover ``.tmp-*`` folders. Returns the deleted folders. Call on the main process only.
     """
     root = Path(run_dir) / CHECKPOINTS_DIR
-    steps = sorted(p for p in root.iterdir() if _STEP_NAME.match(p.name) and (p / COMPLETE_MARKER).is_file())
+    steps = sorted(p for p in root.iterdir() if STEP_NAME.match(p.name) and (p / COMPLETE_MARKER).is_file())
     keep = set(steps[-keep_last:])
     if keep_period:
         keep |= {p for p in steps if int(p.name) % keep_period == 0}

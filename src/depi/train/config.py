@@ -18,9 +18,10 @@ from pathlib import Path
 
 import draccus
 
-from depi.datasets.config import DatasetConfig
+from depi.datasets.mixture.config import DatasetConfig
 from depi.policies.pi0.config import PI0Config
 from depi.policies.registry import PolicyConfig, config_class
+from depi.train.run_layout import TRAIN_CONFIG_FILE, latest_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ class TrainConfig:
             e.g. ``--policy.action_horizon=16``). ``--policy.path=CKPT`` (handled by :func:`parse_args`) loads
             the config and weights of a pretrained checkpoint.
         pretrained_path: Folder of the pretrained policy to fine-tune from (set by ``--policy.path``).
-        dataset: Mixture selection (``--dataset.*``, :class:`depi.datasets.config.DatasetConfig`).
+        dataset: Mixture selection (``--dataset.*``, :class:`depi.datasets.mixture.config.DatasetConfig`).
         transforms: Transform pipeline settings.
         num_datasets: Shorthand for ``--dataset.num_datasets``: the first N ids of the curated list.
         compile: Compile the training forward pass with ``torch.compile`` (inductor).
@@ -257,8 +258,6 @@ def parse_args(argv: list[str]) -> TrainConfig:
     argv = resolve_preset_arg(list(argv) or [f"--config_path={DEFAULT_PRESET}"])
     checkpoint = None
     if (_flag_value(argv, "resume") or "").lower() in ("true", "1", "yes"):
-        from depi.train.checkpoint import TRAIN_CONFIG_FILE, latest_checkpoint
-
         run_dir = _flag_value(argv, "output_dir")
         checkpoint = latest_checkpoint(Path(run_dir)) if run_dir else None
         if checkpoint is None:

@@ -12,7 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from depi.datasets.mixture import worker_init
+from depi.datasets.mixture.dataset import worker_init
 from depi.transforms.base import TransformGroup
 from depi.transforms.norm_stats import NormStats
 
@@ -21,7 +21,7 @@ from depi.transforms.norm_stats import NormStats
 class ResumableSampler(Protocol):
     """This rank's infinite stream of dataset indices, deterministic for its seed, sharded across ranks.
 
-    As :class:`depi.datasets.sampler.MixtureSampler`: the DataLoader prefetches, so only the loop knows how
+    As :class:`depi.datasets.mixture.sampler.MixtureSampler`: the DataLoader prefetches, so only the loop knows how
     many samples were trained on and passes that count to ``state_dict``; after ``load_state_dict`` a new
     ``iter()`` continues with the sample that followed.
     """
@@ -71,7 +71,7 @@ def build_dataloader(
     uninterrupted one then see the same noise. Workers are seeded from that generator too, identically at
     every (re)start: a transform drawing random numbers in the workers (the standard pipeline has none) would
     make a resumed run differ from an uninterrupted one. Each worker runs torch on one intra-op thread
-    (:func:`depi.datasets.mixture.worker_init`): the workers already fill the cores.
+    (:func:`depi.datasets.mixture.dataset.worker_init`): the workers already fill the cores.
     """
     generator = torch.Generator().manual_seed(seed * 1_000_003 + rank)
     return DataLoader(

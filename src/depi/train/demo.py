@@ -13,7 +13,7 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from depi.datasets.format import load_meta
+from depi.datasets.format.meta import load_meta
 from depi.transforms.tokenizer_train import train_sentencepiece
 
 logger = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """Build the policy and the training data of a run from its :class:`~depi.train.config.TrainConfig`.
 
 The policy comes from the policy registry (``--policy.type``), optionally filled with pretrained weights
-(``--policy.path``). The data is the mixture (:class:`~depi.datasets.mixture.MultiLeRobotDataset`), its
+(``--policy.path``). The data is the mixture (:class:`~depi.datasets.mixture.dataset.MultiLeRobotDataset`), its
 per-embodiment normalization stats (computed exactly, cached under the run folder) and the standard
 pi0 / pi0.5 transform pipeline applied in the DataLoader workers.
 """
@@ -16,10 +16,10 @@ from typing import Any
 from torch import nn
 from torch.utils.data import Dataset
 
-from depi.datasets.mixture import MultiLeRobotDataset
-from depi.datasets.sampler import MixtureSampler
-from depi.datasets.stats import DeltaStatsSpec, compute_group_stats
-from depi.datasets.stats_cli import group_inputs
+from depi.datasets.mixture.dataset import MultiLeRobotDataset
+from depi.datasets.mixture.sampler import MixtureSampler
+from depi.datasets.mixture.stats import DeltaStatsSpec, compute_group_stats
+from depi.datasets.mixture.stats_cli import group_inputs
 from depi.policies.registry import make_policy
 from depi.train.config import TrainConfig
 from depi.transforms.base import TransformGroup

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from depi.constants import ACTION, INFO_PATH, OBS_ENV_STATE, OBS_STATE
-from depi.datasets.source import LeRobotSource
+from depi.datasets.format.source import LeRobotSource
 from depi.sim.envs.base import EnvSpec
 from depi.sim.generate import GenerationResult, read_generation
 

@@ -11,7 +11,7 @@ reduced exactly:
 Delta actions (:class:`DeltaStatsSpec`, for pipelines with ``DeltaActions``): the ``actions`` stats are then
 those of what the model is trained on, as openpi computes its stats after its data transforms. Each frame
 ``t`` gives its whole action chunk (``action_horizon`` steps at ``control_fps``, cut exactly as the mixture
-cuts it, :mod:`depi.datasets.chunks`, end-of-episode padding steps included as openpi's loader includes them)
+cuts it, :mod:`depi.datasets.mixture.chunks`, end-of-episode padding steps included as openpi's loader includes them)
 minus the current ``observation.state`` on the masked dims (openpi's ``DeltaActions`` subtracts the current
 state from every chunk step); the stats run over all (frame, chunk step) pairs, ``frames * H`` rows.
 The ``state`` stats are unchanged.
@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from depi.constants import ACTION, ACTIONS, OBS_STATE, STATE
-from depi.datasets.chunks import POSITION_EPS
+from depi.datasets.mixture.chunks import POSITION_EPS
 from depi.transforms.norm_stats import NormStats, load_group_norm_stats, save_group_norm_stats
 
 MANIFEST_NAME = "stats_manifest.json"
@@ -154,7 +154,7 @@ def delta_action_chunks(
 
     Chunk steps sit at fractional frame ``i + k * fps / control_fps`` of the frame's episode, linearly
     interpolated and clamped to the last frame past the episode's end, exactly as
-    :func:`depi.datasets.chunks.resample_chunk` (vectorized here); the chunk is rounded to float32 as the
+    :func:`depi.datasets.mixture.chunks.resample_chunk` (vectorized here); the chunk is rounded to float32 as the
     mixture does, then ``state[i]`` is subtracted on the masked dims (openpi ``DeltaActions``).
 
     Args:
@@ -268,7 +268,7 @@ def _delta_rows(
     if item.episode_lengths is None or item.fps is None:
         raise ValueError(
             f"{item.repo_id}: delta-action stats need the dataset's episode_lengths and fps; build the "
-            "StatsInput with them (depi.datasets.stats_cli.group_inputs does)."
+            "StatsInput with them (depi.datasets.mixture.stats_cli.group_inputs does)."
         )
     rows = np.arange(item.num_frames) if picked is None else picked
     try:

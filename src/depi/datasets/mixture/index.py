@@ -1,6 +1,6 @@
 """The mixture's index: cheap validation of each selected dataset and flat numpy arrays over the kept ones.
 
-Validation (no parquet row or video frame is read): the meta loads (:func:`depi.datasets.format.load_meta`),
+Validation (no parquet row or video frame is read): the meta loads (:func:`depi.datasets.format.meta.load_meta`),
 ``observation.state`` and ``action`` are declared as 1-D features of at most 32 dims, the dataset has frames
 and a positive fps, at least one camera feeds an image slot, every data file and every mp4 of a kept camera
 exists, and the camera-role / annotation files are valid for it. A dataset failing a check is excluded with
@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from depi.constants import ACTION, MAX_ACTION_DIM, MAX_STATE_DIM, OBS_STATE
-from depi.datasets.annotations import Annotation, load_annotation
-from depi.datasets.format import DatasetMeta, load_meta
-from depi.datasets.roles import RoleAssignment, assign_camera_roles
-from depi.datasets.selection import DatasetRef
+from depi.datasets.mixture.annotations import Annotation, load_annotation
+from depi.datasets.format.meta import DatasetMeta, load_meta
+from depi.datasets.mixture.roles import RoleAssignment, assign_camera_roles
+from depi.datasets.mixture.selection import DatasetRef
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 

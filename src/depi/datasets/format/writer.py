@@ -46,8 +46,8 @@ from depi.constants import (
     TASKS_PARQUET_PATH,
     TIMESTAMP,
 )
-from depi.datasets import stats_compute
-from depi.datasets.feature_spec import (
+from depi.datasets.format import stats_compute
+from depi.datasets.format.feature_spec import (
     DEFAULT_FEATURES,
     NUMERIC_DTYPES,
     check_frame_value,
@@ -56,7 +56,7 @@ from depi.datasets.feature_spec import (
     png_bytes,
     tasks_table,
 )
-from depi.datasets.video_encode import (
+from depi.datasets.format.video_encode import (
     EpisodeVideoEncoder,
     VideoEncodeConfig,
     append_episode_video,

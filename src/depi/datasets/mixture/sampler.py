@@ -131,7 +131,7 @@ class MixtureSampler(Sampler[int]):
         start: rank-stream position to start from (see :meth:`load_state_dict`); for the IterableDataset
             path keep it a multiple of ``batch_size`` so that every batch comes from one worker.
         frame_runs: ``(start, length)`` int (K,) runs of global frames that may be drawn, in dataset order,
-            whose lengths sum per dataset to ``num_frames`` (:meth:`depi.datasets.index.MixtureIndex.kept_runs`);
+            whose lengths sum per dataset to ``num_frames`` (:meth:`depi.datasets.mixture.index.MixtureIndex.kept_runs`);
             None: dataset ``d``'s frames are the global frames ``offsets[d] .. offsets[d] + n_d - 1``.
 
     Raises:

@@ -18,8 +18,8 @@ import pyarrow as pa
 from PIL import Image
 
 from depi.constants import EPISODE_INDEX, FRAME_INDEX, INDEX, TASK, TASK_INDEX, TIMESTAMP
-from depi.datasets.stats_compute import CAMERA_DTYPES
-from depi.datasets.video_encode import VideoEncodeConfig
+from depi.datasets.format.stats_compute import CAMERA_DTYPES
+from depi.datasets.format.video_encode import VideoEncodeConfig
 
 DEFAULT_FEATURES = {
     TIMESTAMP: {"dtype": "float32", "shape": [1], "names": None},

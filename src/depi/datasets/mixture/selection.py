@@ -11,7 +11,7 @@ Selections (combine freely; order is kept, duplicates removed):
   Found this way, ``<root>/<owner>/<name>`` gets the repo id ``owner/name`` and a dataset folder ``<name>``
   directly under (or at) the root gets ``local/<name>`` (the key used by the curation files).
 
-Ids without a root resolve through :func:`depi.datasets.hub.resolve_root` (``$HF_LEROBOT_HOME`` and the Hub
+Ids without a root resolve through :func:`depi.datasets.format.hub.resolve_root` (``$HF_LEROBOT_HOME`` and the Hub
 cache). Nothing downloads unless ``download=True``; then :func:`download_dataset` is the one place that
 talks to the Hub.
 """
@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from depi.constants import INFO_PATH
-from depi.datasets import hub
+from depi.datasets.format import hub
 
-CURATED_LIST = Path(__file__).resolve().parents[3] / "data_ids" / "so100_community.json"
+CURATED_LIST = Path(__file__).resolve().parents[4] / "data_ids" / "so100_community.json"
 """Default curated id list (a repository checkout's ``data_ids/``)."""
 
 

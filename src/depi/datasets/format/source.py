@@ -1,7 +1,7 @@
 """``LeRobotSource``: frames of one LeRobot dataset (v2.0, v2.1, v3.0), read natively.
 
 Frames come from the dataset's parquet files through Arrow: each parquet is parsed once into an uncompressed
-Arrow IPC file under :func:`depi.datasets.hub.arrow_cache_dir` and then memory-mapped, so the columns are views
+Arrow IPC file under :func:`depi.datasets.format.hub.arrow_cache_dir` and then memory-mapped, so the columns are views
 of the page cache. Forked DataLoader workers share those pages instead of each holding a copy, and a pickled
 source carries only its configuration (it maps the files again when unpickled).
 
@@ -24,9 +24,9 @@ import pyarrow.parquet as pq
 import torch
 
 from depi import constants as K
-from depi.datasets.format import DatasetFormatError, DatasetMeta, EpisodeInfo, load_meta
-from depi.datasets.hub import arrow_cache_dir, resolve_root
-from depi.datasets.video import FrameTimestampError, VideoBackend, VideoReaderCache, decode_image
+from depi.datasets.format.meta import DatasetFormatError, DatasetMeta, EpisodeInfo, load_meta
+from depi.datasets.format.hub import arrow_cache_dir, resolve_root
+from depi.datasets.format.video import FrameTimestampError, VideoBackend, VideoReaderCache, decode_image
 
 __all__ = ["LeRobotSource", "memory_mapped_table"]
 
@@ -128,7 +128,7 @@ class LeRobotSource(torch.utils.data.Dataset):
 
     Args:
         repo_id: ``owner/name``; used to find the dataset when ``root`` is None (see
-            :func:`depi.datasets.hub.resolve_root`).
+            :func:`depi.datasets.format.hub.resolve_root`).
         root: dataset directory holding ``meta/info.json``.
         episodes: ``episode_index`` values to keep (default: all); frames are ordered by episode.
         delta_timestamps: key -> offsets in seconds relative to the frame, e.g.
@@ -138,7 +138,7 @@ class LeRobotSource(torch.utils.data.Dataset):
             the ``timestamp`` column against ``1/fps`` steps.
         video_backend: ``"torchcodec"`` or ``"pyav"``; None picks torchcodec when it loads.
         cache_dir: where memory-mapped Arrow copies of the parquet files live (default
-            :func:`depi.datasets.hub.arrow_cache_dir`).
+            :func:`depi.datasets.format.hub.arrow_cache_dir`).
         cameras: camera keys that ``__getitem__`` decodes (default all; ``[]`` for low-dim samples only, e.g.
             a dataset whose videos are not downloaded). :meth:`read_camera` reads any camera.
 

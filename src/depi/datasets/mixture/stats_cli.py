@@ -11,7 +11,7 @@ Writes ``<output_dir>/<group>/norm_stats.json`` for each group (``state``, ``act
 min, max) and ``<output_dir>/stats_manifest.json``. With ``--delta_action_mask`` (the pipeline's
 ``DeltaActions`` mask) the ``actions`` stats are those of the delta action chunks of
 ``--dataset.action_horizon`` steps at ``--dataset.control_fps``, what such a policy is trained on. Only parquet columns are read (no video decode). A rerun
-on unchanged inputs and settings reuses the files (content hash, see :mod:`depi.datasets.stats`).
+on unchanged inputs and settings reuses the files (content hash, see :mod:`depi.datasets.mixture.stats`).
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ import numpy as np
 from tqdm import tqdm
 
 from depi.constants import ACTION
-from depi.datasets.config import DatasetConfig
-from depi.datasets.index import DatasetEntry, MixtureIndex
-from depi.datasets.mixture import MultiLeRobotDataset
-from depi.datasets.source import LeRobotSource
-from depi.datasets.stats import DeltaStatsSpec, StatsInput, compute_group_stats
+from depi.datasets.mixture.config import DatasetConfig
+from depi.datasets.mixture.index import DatasetEntry, MixtureIndex
+from depi.datasets.mixture.dataset import MultiLeRobotDataset
+from depi.datasets.format.source import LeRobotSource
+from depi.datasets.mixture.stats import DeltaStatsSpec, StatsInput, compute_group_stats
 from depi.transforms.norm_stats import NormStats
 
 

@@ -10,7 +10,7 @@ A dataset is found, in order, at:
 Nothing here downloads. A download step, when added, writes into :func:`local_dataset_dir` so that every
 reader finds the files through :func:`resolve_root` unchanged.
 
-The parsed Arrow cache used by :class:`depi.datasets.source.LeRobotSource` lives under
+The parsed Arrow cache used by :class:`depi.datasets.format.source.LeRobotSource` lives under
 :func:`arrow_cache_dir` (``$DEPI_CACHE/arrow``, default ``~/.cache/depi/arrow``).
 """
 

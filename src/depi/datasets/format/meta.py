@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from depi import constants as K
-from depi.datasets.hub import resolve_root
+from depi.datasets.format.hub import resolve_root
 
 __all__ = ["DatasetFormatError", "DatasetMeta", "EpisodeInfo", "load_meta", "resolve_root"]
 

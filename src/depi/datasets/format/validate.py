@@ -8,7 +8,7 @@ templates whose placeholders do not match the codebase version (v3.0: ``chunk_in
 ``episode_chunk``/``episode_index``); and per-episode stats whose ``count`` is not a single number (a known
 v2.1 ``episodes_stats.jsonl`` defect). Exit status 0 when clean, 1 otherwise.
 
-REPO_ID arguments resolve through ``depi.datasets.hub.resolve_root`` (``$HF_LEROBOT_HOME/<repo_id>``).
+REPO_ID arguments resolve through ``depi.datasets.format.hub.resolve_root`` (``$HF_LEROBOT_HOME/<repo_id>``).
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ from depi.constants import (
     INFO_PATH,
     TIMESTAMP,
 )
-from depi.datasets.hub import resolve_root
-from depi.datasets.validate_meta import (
+from depi.datasets.format.hub import resolve_root
+from depi.datasets.format.validate_meta import (
     EpisodeRecord,
     Problem,
     ValidationReport,
@@ -48,7 +48,7 @@ from depi.datasets.validate_meta import (
     read_v2_meta,
     read_v3_meta,
 )
-from depi.datasets.video_encode import VideoProbe, probe_video
+from depi.datasets.format.video_encode import VideoProbe, probe_video
 
 __all__ = ["Problem", "ValidationReport", "main", "render_table", "validate_dataset"]
 

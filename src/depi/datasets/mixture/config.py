@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from depi.datasets.sampler import WEIGHTINGS
+from depi.datasets.mixture.sampler import WEIGHTINGS
 
 EMBODIMENT_KEYS = ("robot_type_dims", "dims", "robot_type", "dataset", "all")
-"""How datasets are grouped for normalization stats (see :func:`depi.datasets.mixture.embodiment_key`)."""
+"""How datasets are grouped for normalization stats (see :func:`depi.datasets.mixture.dataset.embodiment_key`)."""
 
 
 @dataclass

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DATA_IDS_DIR = Path(__file__).resolve().parents[3] / "data_ids"
+DATA_IDS_DIR = Path(__file__).resolve().parents[4] / "data_ids"
 CAMERA_ROLES_FILE = DATA_IDS_DIR / "camera_roles.json"
 ANNOTATIONS_DIR = DATA_IDS_DIR / "annotations"
 
@@ -59,7 +59,7 @@ class Annotation:
     """One dataset's annotation file, parsed.
 
     Attributes:
-        camera_poses: camera name or key -> ``camera_pose`` (:data:`depi.datasets.roles.CAMERA_POSE_ROLES`).
+        camera_poses: camera name or key -> ``camera_pose`` (:data:`depi.datasets.mixture.roles.CAMERA_POSE_ROLES`).
         episode_tasks: ``episode_index`` -> re-annotated task text.
     """
 

@@ -1,8 +1,8 @@
 """``MultiLeRobotDataset``: one map-style dataset of canonical samples over many LeRobot datasets.
 
-Global frame ``g`` is row ``g - offsets[d]`` of dataset ``d`` (see :mod:`depi.datasets.index`). With
+Global frame ``g`` is row ``g - offsets[d]`` of dataset ``d`` (see :mod:`depi.datasets.mixture.index`). With
 ``holdout_dir`` the split files' held-out episodes stay readable by index but are never sampled, weighted or
-used as replacements (:mod:`depi.datasets.holdout`). A sample is
+used as replacements (:mod:`depi.datasets.mixture.holdout`). A sample is
 the canonical sample of the architecture guide:
 
 ============================  =====================================================================
@@ -13,7 +13,7 @@ the canonical sample of the architecture guide:
 ``action_dim_mask``           bool (32,), True on the dataset's real action dims
 ``action_is_pad``             bool (H,), True for steps past the episode's end
 ``prompt``                    str, the annotation's task for the episode, else the dataset's task
-``embodiment``                str, normalization group (:func:`depi.datasets.index.embodiment_key`)
+``embodiment``                str, normalization group (:func:`depi.datasets.mixture.index.embodiment_key`)
 ``dataset_index`` / ``episode_index`` / ``frame_index``   int provenance
 ============================  =====================================================================
 
@@ -55,15 +55,15 @@ from depi.constants import (
     STATE,
     TASK_INDEX,
 )
-from depi.datasets.annotations import load_camera_roles
-from depi.datasets.chunks import chunk_positions, resample_chunk
-from depi.datasets.config import DatasetConfig
-from depi.datasets.holdout import load_held_out_episodes
-from depi.datasets.index import DatasetEntry, MixtureIndex, build_index
-from depi.datasets.report import format_summary, summary_line, write_report
-from depi.datasets.sampler import MixtureSampler, compute_weights, load_weights_file
-from depi.datasets.selection import select_datasets
-from depi.datasets.source import LeRobotSource
+from depi.datasets.mixture.annotations import load_camera_roles
+from depi.datasets.mixture.chunks import chunk_positions, resample_chunk
+from depi.datasets.mixture.config import DatasetConfig
+from depi.datasets.mixture.holdout import load_held_out_episodes
+from depi.datasets.mixture.index import DatasetEntry, MixtureIndex, build_index
+from depi.datasets.mixture.report import format_summary, summary_line, write_report
+from depi.datasets.mixture.sampler import MixtureSampler, compute_weights, load_weights_file
+from depi.datasets.mixture.selection import select_datasets
+from depi.datasets.format.source import LeRobotSource
 from depi.transforms.image import resize_with_pad
 
 logger = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ class MultiLeRobotDataset(Dataset):
 
     Args:
         config: selection, control rate, action horizon, weighting, curation files (see
-            :class:`~depi.datasets.config.DatasetConfig`).
+            :class:`~depi.datasets.mixture.config.DatasetConfig`).
         max_open_sources: sources kept open per process (least recently used are closed).
         verbose: print the build summary.
 
@@ -330,7 +330,7 @@ class MixtureIterableDataset(IterableDataset):
 
     Use with ``DataLoader(it, batch_size=sampler.batch_size, num_workers=W, worker_init_fn=worker_init)``;
     the batches arrive in the same order as the single-process stream (see
-    :class:`~depi.datasets.sampler.MixtureSampler`).
+    :class:`~depi.datasets.mixture.sampler.MixtureSampler`).
     """
 
     def __init__(

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from depi.constants import CAMERA_SLOTS
-from depi.datasets.index import MixtureIndex
-from depi.datasets.roles import camera_name
+from depi.datasets.mixture.index import MixtureIndex
+from depi.datasets.mixture.roles import camera_name
 
 _SHOWN = 10
 

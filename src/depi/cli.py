@@ -1,0 +1,161 @@
+"""What every depi console script shares: flag parsing with "did you mean", and one-message user errors.
+
+A console script is written as ``def main(argv: list[str]) -> int | None`` and exposed through
+:func:`run`::
+
+    def main(argv: list[str]) -> int:
+        config = parse(MyConfig, argv, prog="depi-thing")   # --help exits 0; bad flags raise UsageError
+        ...
+
+    def console() -> None:                                    # [project.scripts] depi-thing = "...:console"
+        run(main, prog="depi-thing")
+
+Exit status: 0 success (and ``--help``), 1 a failure the user can fix (:class:`~depi.errors.DepiError`, a
+missing file, a bad value found while working), 2 a wrong command line (:class:`~depi.errors.UsageError`),
+130 interrupted. Errors print ``<prog>: error: <message>`` on stderr without a traceback; ``--debug`` (any
+position) or ``DEPI_DEBUG=1`` re-raises them so the traceback shows. Other exceptions are bugs and always
+show their traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import sys
+import types
+import typing
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
+
+import draccus
+from draccus.utils import DecodingError, ParsingError
+
+from depi.errors import DepiError, UsageError
+
+T = TypeVar("T")
+DEBUG_FLAGS = ("--debug", "--debug=true", "--debug=1")
+HELP_FLAGS = ("-h", "--help")
+
+
+def debug_enabled(argv: Sequence[str] = ()) -> bool:
+    """True when ``--debug`` is in ``argv`` or ``DEPI_DEBUG`` is ``1``/``true``."""
+    return any(a in DEBUG_FLAGS for a in argv) or os.environ.get("DEPI_DEBUG", "").lower() in ("1", "true")
+
+
+def _unwrap_optional(tp: object) -> object:
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and args:
+        non_none = [a for a in args if a is not type(None)]
+        if len(non_none) == 1:
+            return non_none[0]
+    return tp
+
+
+def known_flags(cls: type, prefix: str = "") -> set[str]:
+    """Every ``--flag`` name (without the dashes) that draccus accepts for the dataclass ``cls``.
+
+    Nested dataclasses give dotted names (``dataset.root``); a field typed by a ``draccus.ChoiceRegistry``
+    accepts ``<field>.type`` and the fields of every registered choice (``policy.width`` for ``--policy.type``).
+    """
+    names = {"config_path"} if not prefix else set()
+    choices = [cls]
+    if isinstance(cls, type) and issubclass(cls, draccus.ChoiceRegistry):
+        names.add(f"{prefix}type")
+        choices = list(cls.get_known_choices().values()) or [cls]
+    for choice in choices:
+        if not dataclasses.is_dataclass(choice):
+            continue
+        hints = typing.get_type_hints(choice)
+        for f in dataclasses.fields(choice):
+            if not f.init:
+                continue
+            name = f"{prefix}{f.name}"
+            names.add(name)
+            tp = _unwrap_optional(hints.get(f.name, f.type))
+            if isinstance(tp, type) and (dataclasses.is_dataclass(tp) or issubclass(tp, draccus.ChoiceRegistry)):
+                names |= known_flags(tp, prefix=f"{name}.")
+    return names
+
+
+def check_flags(cls: type, argv: Sequence[str], *, prog: str, extra: Iterable[str] = ()) -> None:
+    """Refuse any ``--name`` in ``argv`` that ``cls`` (or ``extra``) does not define, suggesting close names.
+
+    Raises:
+        UsageError: an unknown flag, with the closest known names and where ``--help`` lists them all.
+    """
+    known = known_flags(cls) | set(extra)
+    for arg in argv:
+        if not arg.startswith("--") or arg in HELP_FLAGS:
+            continue
+        name = arg[2:].split("=", 1)[0]
+        if name in known:
+            continue
+        close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join('--' + c for c in close)}?" if close else ""
+        raise UsageError(f"unknown flag --{name}{hint} (`{prog} --help` lists every flag)")
+
+
+def parse(cls: type[T], argv: Sequence[str], *, prog: str, extra: Iterable[str] = ()) -> T:
+    """``draccus.parse(cls, args=argv)`` with depi's error handling.
+
+    ``--help`` prints the flags and exits 0 (``SystemExit(0)``). A value draccus cannot decode, or a config's
+    own ``__post_init__`` check, becomes a :class:`~depi.errors.UsageError` carrying the original message.
+
+    Raises:
+        UsageError: unknown flag, undecodable value, or the config refused the values.
+    """
+    argv = [a for a in argv if a not in DEBUG_FLAGS]
+    if any(a in HELP_FLAGS for a in argv):
+        try:
+            draccus.parse(cls, args=["--help"], prog=prog)
+        except SystemExit:
+            pass
+        raise SystemExit(0)
+    check_flags(cls, argv, prog=prog, extra=extra)
+    try:
+        return draccus.parse(cls, args=list(argv), prog=prog)
+    except (ParsingError, DecodingError) as error:
+        cause = error.__cause__ if isinstance(error, ParsingError) and error.__cause__ else error
+        if isinstance(cause, DepiError):
+            raise cause from error
+        raise UsageError(str(cause)) from error
+
+
+def error_message(error: BaseException) -> str:
+    """The one line shown for ``error``: its message, or its type when it has none."""
+    text = str(error).strip()
+    if isinstance(error, KeyError):
+        text = str(error.args[0]) if error.args else ""
+    return text or type(error).__name__
+
+
+USER_ERRORS: tuple[type[BaseException], ...] = (DepiError, OSError, ValueError, ParsingError, DecodingError)
+
+
+def run(main: Callable[[list[str]], int | None], argv: Sequence[str] | None = None, *, prog: str) -> None:
+    """Call ``main(argv)`` and exit with its status, printing user errors as one line (see the module doc).
+
+    ``argv`` defaults to ``sys.argv[1:]``; ``--debug`` is removed before ``main`` sees it.
+
+    Raises:
+        SystemExit: always, with the exit status.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = debug_enabled(argv)
+    argv = [a for a in argv if a not in DEBUG_FLAGS]
+    try:
+        code = main(argv)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    except USER_ERRORS as error:
+        if debug:
+            raise
+        status = error.exit_code if isinstance(error, DepiError) else 1
+        if isinstance(error, (ParsingError, DecodingError)):
+            status = 2
+        hint = "" if status == 2 else " (--debug shows the traceback)"
+        print(f"{prog}: error: {error_message(error)}{hint}", file=sys.stderr)
+        raise SystemExit(status) from None
+    raise SystemExit(int(code or 0))

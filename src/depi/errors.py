@@ -1,0 +1,21 @@
+"""depi's own error types: failures a user can fix, printed by the console scripts as one message.
+
+A message says what was wrong, where (the file, the field, the flag) and the fix, e.g.
+``outputs/x/meta/info.json: field 'fps' is missing; re-export the dataset or add "fps": 30``.
+:func:`depi.cli.run` prints it without a traceback (``--debug`` or ``DEPI_DEBUG=1`` shows one) and exits with
+:attr:`DepiError.exit_code`.
+"""
+
+from __future__ import annotations
+
+
+class DepiError(Exception):
+    """A failure caused by the user's input or environment (exit status 1)."""
+
+    exit_code = 1
+
+
+class UsageError(DepiError):
+    """A wrong command line: unknown flag, bad value, missing argument (exit status 2)."""
+
+    exit_code = 2
