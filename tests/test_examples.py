@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.eval.conftest import TinyRun, tiny_run  # noqa: F401  (the shared tiny checkpoint fixture)
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 BRIDGE_SAMPLE = REPO.parent / "shared" / "data" / "bridge_v2_rlds_sample" / "bridge_dataset" / "1.0.0"
@@ -22,7 +24,10 @@ def run_example(name: str, *args: str, cwd: Path) -> str:
 
 
 def test_every_example_is_covered() -> None:
-    covered = {"01_write_read_validate.py", "02_mixture.py", "03_policy_inference.py", "04_convert_bridge.py"}
+    covered = {
+        "01_write_read_validate.py", "02_mixture.py", "03_policy_inference.py", "04_convert_bridge.py",
+        "05_serve_client.py",
+    }  # fmt: skip
     assert {p.name for p in EXAMPLES.glob("*.py")} == covered
 
 
@@ -51,3 +56,11 @@ def test_convert_bridge(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert "validation: clean" in out
+
+
+def test_serve_client(tiny_run: TinyRun, tmp_path: Path) -> None:  # noqa: F811
+    out = run_example("05_serve_client.py", "--policy.path", str(tiny_run.checkpoint), "--steps", "6", cwd=tmp_path)
+    assert "action_horizon 4" in out
+    assert sum(line.startswith("step ") for line in out.splitlines()) == 6
+    assert "malformed request answered: policy server error [missing_key]" in out
+    assert "after the error: chunk (4, 4)" in out
