@@ -78,3 +78,45 @@ def test_env_of_another_embodiment_is_refused(tiny_run: TinyRun, tmp_path: Path)
 def test_missing_policy_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="--policy.path"):
         SimEvalConfig(env=ENV)
+
+
+def test_step_limits_fit_the_expert_and_the_flag_wins() -> None:
+    assert SimEvalConfig(env=ENV, policy=EvalPolicyConfig(path="expert")).step_limit() == 150
+    assert SimEvalConfig(env="so101_pick_place", policy=EvalPolicyConfig(path="zero")).step_limit() == 100
+    config = SimEvalConfig(env=ENV, policy=EvalPolicyConfig(path="expert"), max_episode_steps=7)
+    assert config.step_limit() == 7
+
+
+def test_random_baseline_acts_inside_the_bounds_and_refuses_unbounded_dims() -> None:
+    from types import SimpleNamespace
+
+    from depi.eval.agents import RandomAgent
+
+    spec = SimpleNamespace(name="toy", action_names=("x", "y"), action_low=[-1.0, 0.0], action_high=[1.0, 0.5])
+    agent = RandomAgent(spec)
+    agent.reset(3)
+    actions = np.stack([agent.act(None) for _ in range(200)])
+    assert (actions >= [-1.0, 0.0]).all() and (actions <= [1.0, 0.5]).all() and actions.std(axis=0).min() > 0.1
+    agent.reset(3)
+    np.testing.assert_array_equal(agent.act(None), actions[0])  # seeded per episode
+    with pytest.raises(ValueError, match="unbounded action dims"):
+        RandomAgent(SimpleNamespace(name="ee", action_names=("x",), action_low=[-np.inf], action_high=[np.inf]))
+
+
+def test_baseline_rows_run_on_the_same_seeds(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    pytest.importorskip("metaworld", reason="Meta-World is not installed (scripts/sim_requirements.txt)")
+    assert main(["sim", f"--env={ENV}", "--policy.path=zero", "--compare=[random]", "--episodes=2",
+                 "--max_episode_steps=6", "--num_videos=0", f"--image_size={IMAGE_SIZE}", "--progress=false",
+                 f"--output_dir={tmp_path}"]) == 0  # fmt: skip
+    zero = json.loads((tmp_path / "results.json").read_text())
+    random = json.loads((tmp_path / "random" / "results.json").read_text())
+    assert (zero["role"], random["role"]) == ("zero", "random")
+    assert [e["seed"] for e in zero["episodes"]] == [e["seed"] for e in random["episodes"]] == [1000, 1001]
+    assert zero["successes"] == 0 and all(e["steps"] == 6 for e in zero["episodes"])  # standing still never reaches
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(ENV)]
+    assert [row.split()[1] for row in rows] == ["zero", "random"]
+
+
+def test_compare_names_are_checked() -> None:
+    with pytest.raises(ValueError, match="--compare"):
+        SimEvalConfig(env=ENV, policy=EvalPolicyConfig(path="expert"), compare=["experts"])

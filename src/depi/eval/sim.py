@@ -16,16 +16,25 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 from tqdm import tqdm
 
-from depi.constants import OBS_IMAGES_PREFIX, TASK
-from depi.datasets.mixture.chunks import resample_chunk
+from depi.constants import OBS_IMAGES_PREFIX
 from depi.datasets.format.video_encode import EpisodeVideoEncoder, VideoEncodeConfig
+from depi.eval.agents import (
+    BASELINES,
+    EXPERT,
+    RANDOM,
+    Agent,
+    ChunkAgent,
+    ExpertAgent,
+    RandomAgent,
+    ZeroAgent,
+    env_steps_of_chunk,
+)
 from depi.eval.policy_runner import Checkpoint, EvalPolicyConfig, PolicyRunner, load_checkpoint
 from depi.eval.report import format_table, wilson_interval
 from depi.fileio import write_json
@@ -34,8 +43,14 @@ from depi.sim.generate import dataset_name
 
 logger = logging.getLogger(__name__)
 
-EXPERT = "expert"
+__all__ = ["SimEvalConfig", "run_sim_eval", "run_episode", "format_sim_summary", "env_steps_of_chunk"]
+
 RESULTS_FILE = "results.json"
+
+EVAL_STEP_LIMITS = {"so101_pick_place": 100, "metaworld": 150, "so100_transfer_cube": 200}
+"""Default step limits of ``depi-eval sim`` (env name, or its family before ``/``), about twice the longest
+scripted-expert episode over seeds 1000-1009 (docs/evaluation.md), so a failing policy does not spend the env's
+much longer default limit (SO-101: 300) on CPU time."""
 
 
 @dataclass
@@ -44,7 +59,8 @@ class SimEvalConfig:
 
     Attributes:
         env: registered env name (``so101_pick_place``, ``metaworld/<task>``, ``so100_transfer_cube``).
-        policy: the policy (``--policy.path=CKPT`` or ``--policy.path=expert``).
+        policy: the policy: ``--policy.path=CKPT``, or ``expert`` (the scripted expert), ``random`` (uniform in
+            the action bounds) or ``zero`` (the zero action) for the reference and baseline rows.
         expert: run the scripted expert (same as ``--policy.path=expert``).
         episodes: episodes to run; episode k resets with seed ``seed + k``.
         seed: seed of the first episode. The default 1000 keeps the placements apart from those of
@@ -55,7 +71,11 @@ class SimEvalConfig:
         output_dir: folder of results.json and videos/; None: ``outputs/eval/sim/<env>``.
         image_size: camera image side in pixels; None: the size the checkpoint's dataset of this env was
             recorded at (224 when unknown).
-        max_episode_steps: per-episode step limit; None: the env's default.
+        max_episode_steps: per-episode step limit; None: :data:`EVAL_STEP_LIMITS` of the env (about twice the
+            longest scripted-expert episode), else the env's own limit.
+        progress: show a per-step progress bar within each episode (env steps/s) besides the episode bar.
+        compare: more rows on the same seeds, e.g. ``--compare='[expert,random,zero]'`` (each writes its results
+            under ``<output_dir>/<name>``); the summary table lists them under the policy's row.
     """
 
     env: str = "so101_pick_place"
@@ -68,8 +88,13 @@ class SimEvalConfig:
     output_dir: str | None = None
     image_size: int | None = None
     max_episode_steps: int | None = None
+    progress: bool = True
+    compare: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        unknown = [c for c in self.compare if c not in (EXPERT, *BASELINES)]
+        if unknown:
+            raise ValueError(f"--compare={unknown}: expected names among {[EXPERT, *BASELINES]}")
         if self.episodes < 1:
             raise ValueError(f"--episodes={self.episodes}: expected at least 1")
         if self.num_videos < 0:
@@ -78,87 +103,28 @@ class SimEvalConfig:
             raise ValueError(f"--n_action_steps={self.n_action_steps}: expected >= 1 or unset")
         if not self.use_expert and not self.policy.path:
             raise ValueError(
-                "set --policy.path=<checkpoint folder> (or --policy.path=expert / --expert=true)"
+                "set --policy.path=<checkpoint folder> (or --policy.path=expert|random|zero for the reference "
+                "and baseline rows)"
             )
 
     @property
     def use_expert(self) -> bool:
         return self.expert or self.policy.path == EXPERT
 
+    @property
+    def baseline(self) -> str | None:
+        """``random`` or ``zero`` when a baseline acts instead of a checkpoint, else None."""
+        return None if self.use_expert or self.policy.path not in BASELINES else self.policy.path
 
-class Agent(Protocol):
-    """Something that acts in an env, one env step at a time."""
+    @property
+    def uses_checkpoint(self) -> bool:
+        return not self.use_expert and self.baseline is None
 
-    name: str
-
-    def reset(self, seed: int) -> None:
-        """Start an episode (called right after ``env.reset(seed)``)."""
-
-    def act(self, obs: Observation) -> np.ndarray:
-        """float32 (A,) action for the current observation."""
-
-
-class ExpertAgent:
-    """The env's scripted expert (reads the simulator's privileged state, ignores ``obs``)."""
-
-    def __init__(self, env: SimEnv) -> None:
-        self.expert = env.make_expert()
-        self.name = f"{EXPERT} ({self.expert.name})"
-
-    def reset(self, seed: int) -> None:
-        self.expert.reset()
-
-    def act(self, obs: Observation) -> np.ndarray:
-        return np.asarray(self.expert.act(), dtype=np.float32)
-
-
-def env_steps_of_chunk(horizon: int, control_fps: float, env_fps: float) -> np.ndarray:
-    """Fractional chunk positions of the env steps one chunk covers: ``j * control_fps / env_fps``.
-
-    Returns:
-        float64 (n,), every position <= H - 1 (the chunk's last step); n >= 1.
-    """
-    ratio = control_fps / env_fps
-    count = int(np.floor((horizon - 1) / ratio + 1e-9)) + 1
-    return np.arange(count, dtype=np.float64) * ratio
-
-
-class ChunkAgent:
-    """A checkpoint acting by receding horizon (module docstring).
-
-    Args:
-        runner: the policy runner bound to the env's layout.
-        spec: the env's spec (fps, task, action dims).
-        n_action_steps: env steps executed per chunk; None: every env step the chunk covers.
-
-    Raises:
-        ValueError: ``n_action_steps`` exceeds the env steps one chunk covers.
-    """
-
-    def __init__(self, runner: PolicyRunner, spec: EnvSpec, n_action_steps: int | None) -> None:
-        checkpoint = runner.checkpoint
-        self.runner, self.spec = runner, spec
-        self.name = str(checkpoint.path)
-        self.positions = env_steps_of_chunk(checkpoint.action_horizon, checkpoint.control_fps, spec.fps)
-        if n_action_steps is not None and n_action_steps > len(self.positions):
-            raise ValueError(
-                f"--n_action_steps={n_action_steps}: a chunk of {checkpoint.action_horizon} steps at "
-                f"{checkpoint.control_fps:g} Hz covers only {len(self.positions)} steps of {spec.name} at "
-                f"{spec.fps} Hz; pass --n_action_steps <= {len(self.positions)}"
-            )
-        self.n_action_steps = n_action_steps or len(self.positions)
-        self._queue: list[np.ndarray] = []
-
-    def reset(self, seed: int) -> None:
-        self.runner.reset(seed)
-        self._queue = []
-
-    def act(self, obs: Observation) -> np.ndarray:
-        if not self._queue:
-            chunk = self.runner.infer({**obs, TASK: self.spec.task})["actions"]  # (H, A) at control_fps
-            at_env_rate, _ = resample_chunk(chunk, self.positions)  # (n, A) at the env's fps
-            self._queue = list(at_env_rate[: self.n_action_steps])
-        return self._queue.pop(0).astype(np.float32)
+    def step_limit(self) -> int | None:
+        """The per-episode step limit: the flag, else :data:`EVAL_STEP_LIMITS`, else None (the env's own)."""
+        if self.max_episode_steps is not None:
+            return self.max_episode_steps
+        return EVAL_STEP_LIMITS.get(self.env, EVAL_STEP_LIMITS.get(self.env.split("/")[0]))
 
 
 @dataclass
@@ -177,10 +143,13 @@ def _frame_image(obs: Observation, spec: EnvSpec) -> np.ndarray:
     return np.concatenate([obs[OBS_IMAGES_PREFIX + name] for name in spec.camera_names], axis=1)
 
 
-def run_episode(env: SimEnv, agent: Agent, seed: int, video_path: Path | None = None) -> EpisodeResult:
+def run_episode(
+    env: SimEnv, agent: Agent, seed: int, video_path: Path | None = None, progress: bool = False
+) -> EpisodeResult:
     """Reset ``env`` with ``seed`` and let ``agent`` act until success, failure or ``max_episode_steps``.
 
     With ``video_path``, every observation (all cameras side by side) is encoded into that mp4 at the env's fps.
+    With ``progress``, a transient bar shows the env steps taken, the step rate (steps/s) and the elapsed time.
     """
     start = time.perf_counter()
     obs = env.reset(seed)
@@ -191,6 +160,9 @@ def run_episode(env: SimEnv, agent: Agent, seed: int, video_path: Path | None = 
         encoder = EpisodeVideoEncoder(
             video_path, env.spec.fps, height, width, VideoEncodeConfig(g=30, crf=23)
         )
+    bar = tqdm(
+        total=env.spec.max_episode_steps, desc=f"  seed {seed}", unit="step", leave=False, disable=not progress
+    )
     success, done, steps = False, False, 0
     try:
         while not done:
@@ -199,6 +171,7 @@ def run_episode(env: SimEnv, agent: Agent, seed: int, video_path: Path | None = 
             obs, step_success, done = env.step(agent.act(obs))
             success = success or step_success
             steps += 1
+            bar.update(1)
         if encoder is not None:
             encoder.add(_frame_image(obs, env.spec))
             encoder.close()
@@ -206,6 +179,8 @@ def run_episode(env: SimEnv, agent: Agent, seed: int, video_path: Path | None = 
         if encoder is not None:
             encoder.abort()
         raise
+    finally:
+        bar.close()
     return EpisodeResult(
         seed, success, steps, time.perf_counter() - start, str(video_path) if video_path else None
     )
@@ -235,10 +210,16 @@ def _env_repo_id(checkpoint: Checkpoint, env_name: str) -> str:
 
 
 def make_agent(config: SimEvalConfig, env: SimEnv, checkpoint: Checkpoint | None) -> Agent:
-    """The expert, or a :class:`ChunkAgent` bound to the env's layout (raises if its embodiment is unknown)."""
+    """The expert, a baseline, or a :class:`ChunkAgent` bound to the env's layout.
+
+    Raises:
+        ValueError: the env's embodiment is unknown to the checkpoint, or a random baseline on unbounded actions.
+    """
+    spec = env.spec
+    if config.baseline is not None:
+        return RandomAgent(spec) if config.baseline == RANDOM else ZeroAgent(spec)
     if checkpoint is None:
         return ExpertAgent(env)
-    spec = env.spec
     binding = checkpoint.bind(
         _env_repo_id(checkpoint, spec.name),
         spec.robot_type,
@@ -252,11 +233,38 @@ def make_agent(config: SimEvalConfig, env: SimEnv, checkpoint: Checkpoint | None
     return ChunkAgent(runner, spec, config.n_action_steps)
 
 
+def _latency_ms(agent: Agent) -> dict[str, float] | None:
+    """p50 / p99 / mean chunk-inference time (ms) of a checkpoint agent, the first (warm-up) call excluded."""
+    seconds = getattr(agent, "inference_seconds", None)
+    if not seconds:
+        return None
+    timed = np.asarray(seconds[1:] if len(seconds) > 1 else seconds) * 1e3
+    return {
+        "p50": float(np.percentile(timed, 50)),
+        "p99": float(np.percentile(timed, 99)),
+        "mean": float(timed.mean()),
+        "warmup": float(seconds[0] * 1e3),
+        "calls": len(seconds),
+    }
+
+
+def _episode_line(k: int, total: int, result: EpisodeResult, successes: int) -> str:
+    outcome = "success" if result.success else "failure"
+    rate = result.steps / result.seconds if result.seconds > 0 else float("inf")
+    return (
+        f"episode {k + 1}/{total} (seed {result.seed}): {outcome} after {result.steps} steps, "
+        f"{result.seconds:.1f} s ({rate:.1f} steps/s); {successes}/{k + 1} so far"
+    )
+
+
 def run_sim_eval(config: SimEvalConfig) -> dict:
     """Run ``config.episodes`` episodes, write results.json and the videos, return the results dict.
 
+    Prints one line per finished episode (outcome, steps, seconds, steps/s) under the episode bar.
+
     Returns:
-        ``{"env", "policy", "episodes": [EpisodeResult as dict], "success_rate", "ci95": [low, high], ...}``.
+        ``{"env", "policy", "episodes": [EpisodeResult as dict], "success_rate", "ci95": [low, high],
+        "inference_ms": {"p50", "p99", "mean", "warmup", "calls"} | None, ...}``.
 
     Raises:
         ValueError: the env's embodiment has no norm stats in the checkpoint, or bad flags.
@@ -264,27 +272,28 @@ def run_sim_eval(config: SimEvalConfig) -> dict:
         ModuleNotFoundError: the simulator package is missing.
     """
     checkpoint = (
-        None
-        if config.use_expert
-        else load_checkpoint(config.policy.path, config.policy.device, config.policy.dtype)
+        load_checkpoint(config.policy.path, config.policy.device, config.policy.dtype)
+        if config.uses_checkpoint
+        else None
     )
     output_dir = Path(config.output_dir or f"outputs/eval/sim/{dataset_name(config.env)}")
     env_config = SimEnvConfig(
-        config.env, image_size=_image_size(config, checkpoint), max_episode_steps=config.max_episode_steps
+        config.env, image_size=_image_size(config, checkpoint), max_episode_steps=config.step_limit()
     )
+    role = "policy" if checkpoint is not None else (config.baseline or EXPERT)
     results: list[EpisodeResult] = []
     with make_env(env_config) as env:
         agent = make_agent(config, env, checkpoint)
-        bar = tqdm(
-            range(config.episodes), desc=f"{config.env} [{'expert' if checkpoint is None else 'policy'}]"
-        )
+        bar = tqdm(range(config.episodes), desc=f"{config.env} [{role}]", unit="episode")
         for k in bar:
             seed = config.seed + k
             video = output_dir / "videos" / f"episode_{seed}.mp4" if k < config.num_videos else None
             if video is not None:
                 video.parent.mkdir(parents=True, exist_ok=True)
-            results.append(run_episode(env, agent, seed, video))
-            bar.set_postfix(success=f"{sum(r.success for r in results)}/{len(results)}")
+            results.append(run_episode(env, agent, seed, video, progress=config.progress))
+            successes = sum(r.success for r in results)
+            bar.set_postfix(success=f"{successes}/{len(results)}")
+            bar.write(_episode_line(k, config.episodes, results[-1], successes))
         spec = env.spec
     successes = sum(r.success for r in results)
     low, high = wilson_interval(successes, len(results))
@@ -292,6 +301,7 @@ def run_sim_eval(config: SimEvalConfig) -> dict:
         "env": config.env,
         "task": spec.task,
         "policy": agent.name,
+        "role": role,
         "checkpoint": None if checkpoint is None else str(checkpoint.path),
         "env_fps": spec.fps,
         "control_fps": None if checkpoint is None else checkpoint.control_fps,
@@ -305,10 +315,22 @@ def run_sim_eval(config: SimEvalConfig) -> dict:
         "ci95": [low, high],
         "mean_steps": float(np.mean([r.steps for r in results])),
         "seconds": float(sum(r.seconds for r in results)),
+        "inference_ms": _latency_ms(agent),
         "episodes": [asdict(r) for r in results],
     }
     write_json(output_dir / RESULTS_FILE, summary)
     return summary
+
+
+def comparison_configs(config: SimEvalConfig) -> list[SimEvalConfig]:
+    """``config`` then one config per ``--compare`` row: same env, seeds, step limit and image size."""
+    base = Path(config.output_dir or f"outputs/eval/sim/{dataset_name(config.env)}")
+    extra = [
+        replace(config, policy=replace(config.policy, path=name), expert=False, compare=[], num_videos=0,
+                output_dir=str(base / name), image_size=config.image_size or 64)  # no camera is looked at
+        for name in config.compare
+    ]  # fmt: skip
+    return [replace(config, compare=[]), *extra]
 
 
 def format_sim_summary(rows: list[dict]) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from depi.cli import parse, run
 from depi.errors import UsageError
+from depi.threads import configure_threads
 from depi.eval.policy_runner import EvalPolicyConfig
 
 PROG = "depi-serve"
@@ -106,6 +107,7 @@ def main(argv: list[str]) -> int:
         raise UsageError(f"--log_level={config.log_level}: expected DEBUG, INFO, WARNING or ERROR")
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("websockets").setLevel(max(level, logging.WARNING))
+    configure_threads()  # depi.threads: OMP_NUM_THREADS, else every available CPU
     server = build_server(config)
     meta = server.metadata
     print(

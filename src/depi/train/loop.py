@@ -32,12 +32,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from depi.constants import DATASET_INDEX
+from depi.threads import configure_threads
 from depi.train import checkpoint as ckpt
 from depi.train.config import TrainConfig
 from depi.train.data import TrainData, build_dataloader
 from depi.train.fsdp import fsdp_settings_from_launch, shard_model
 from depi.train.metrics import MetricsLogger, PerDatasetLoss, mfu, peak_flops
 from depi.train.optim import EMA, build_optimizer, build_scheduler, clip_grad_norm
+from depi.train.summary import format_summary
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +131,7 @@ def train(cfg: TrainConfig, *, policy: nn.Module | None = None, data: TrainData 
         TypeError: ``policy`` lacks ``compute_loss``/``save_pretrained`` or ``data`` lacks a TrainData field.
     """
     # ---------------------------------------------------------------- setup
+    configure_threads(cfg.num_workers)  # depi.threads: OMP_NUM_THREADS, else the free CPUs
     fsdp = fsdp_settings_from_launch()  # None unless launched with an FSDP accelerate config
     accelerator = make_accelerator(cfg, fsdp=fsdp is not None)
     if fsdp is not None and not torch.distributed.is_initialized():
@@ -273,7 +276,9 @@ def train(cfg: TrainConfig, *, policy: nn.Module | None = None, data: TrainData 
     plot = None
     if metrics_log is not None:
         plot = metrics_log.plot()
-        _print_summary(run_dir, last_checkpoint, plot, cfg.steps, policy, cfg.dataset.root)
+        policy_class = f"{type(policy).__module__}.{type(policy).__name__}"
+        repo_ids = [d["repo_id"] for d in data.manifest.get("datasets", [])]
+        print(format_summary(run_dir, last_checkpoint, plot, cfg.steps, policy_class, cfg.dataset.root, repo_ids))
     if wandb_run is not None:
         wandb_run.finish()
     accelerator.end_training()
@@ -287,26 +292,4 @@ def _start_wandb(cfg: TrainConfig, run_dir: Path) -> Any:
     return wandb.init(
         project=cfg.wandb.project, entity=cfg.wandb.entity, mode=cfg.wandb.mode, dir=str(run_dir),
         name=run_dir.name, config=draccus.encode(cfg),
-    )
-
-
-def _print_summary(
-    run_dir: Path, checkpoint: Path | None, plot: Path, steps: int, policy: nn.Module, data_root: str | None
-) -> None:
-    model_dir = checkpoint / ckpt.MODEL_DIR if checkpoint else None
-    policy_class = f"{type(policy).__module__}.{type(policy).__name__}"
-    dataset = data_root or "<a dataset of the mixture>"
-    print(
-        f"\nTraining done: {steps} optimizer steps.\n"
-        f"  run folder:   {run_dir}\n"
-        f"  checkpoint:   {checkpoint}\n"
-        f"  metrics:      {run_dir / 'metrics.jsonl'}\n"
-        f"  loss/lr plot: {plot}\n"
-        f"  evaluate it:  depi-eval offline --policy.path={checkpoint} --dataset.root={dataset}\n"
-        f"                depi-eval sim --env=<so101_pick_place|metaworld/reach-v3|...> --policy.path={checkpoint} "
-        "--episodes=10   (the simulated envs of the demo mixture)\n"
-        f"  load it:      {policy_class}.from_pretrained('{model_dir}') with "
-        f"depi.transforms.base.TransformGroup.load('{checkpoint}') for its inputs/outputs\n"
-        f"  fine-tune it: depi-train --policy.path={model_dir} --dataset.repo_id=<owner/name>\n"
-        f"  resume it:    depi-train --resume=true --output_dir={run_dir} --steps=<more steps>\n"
     )
