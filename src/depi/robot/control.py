@@ -116,6 +116,9 @@ class ControlOptions:
         episode: the episode ``replay`` plays.
         output_dir: folder of results.json; None: ``outputs/control/<robot.type>_<type>``.
         video_codec: codec of the recorded cameras (``h264``, ``av1``, ``hevc``).
+        display_data: show the cameras, ``observation.state`` and the action sent live in rerun (the ``viz``
+            extra); ``display_mode``: ``local`` (spawn the viewer) or ``distant`` (serve it on a port);
+            ``display_save``: also write the stream to this ``.rrd`` file.
     """
 
     type: str = "rollout"
@@ -133,6 +136,9 @@ class ControlOptions:
     episode: int = 0
     output_dir: str | None = None
     video_codec: str = "h264"
+    display_data: bool = False
+    display_mode: str = "local"
+    display_save: str | None = None
 
 
 @dataclass
@@ -144,6 +150,7 @@ class ControlConfig:
     control: ControlOptions = field(default_factory=ControlOptions)
 
     def __post_init__(self) -> None:
+        from depi.robot.display import DISPLAY_MODES
         from depi.robot.robots import ROBOT_TYPES
 
         c = self.control
@@ -151,6 +158,8 @@ class ControlConfig:
             raise ValueError(f"--robot.type={self.robot.type}: expected one of {list(ROBOT_TYPES)}")
         if c.type not in CONTROL_TYPES:
             raise ValueError(f"--control.type={c.type}: expected one of {list(CONTROL_TYPES)}")
+        if c.display_mode not in DISPLAY_MODES:
+            raise ValueError(f"--control.display_mode={c.display_mode}: expected one of {list(DISPLAY_MODES)}")
         if c.num_episodes < 1 or c.episode_time_s <= 0:
             raise ValueError("--control.num_episodes must be >= 1 and --control.episode_time_s > 0")
         if c.type == "replay":

@@ -5,7 +5,9 @@
 * **max_relative_target** (lerobot's name and meaning): the commanded joint target may move at most this much
   from the present position in one step, per joint (``|target - present| <= max_relative_target``, ``present``
   = ``observation.state``). For a robot whose actions are displacements (``action_is_delta``: the simulated
-  SO-101's end-effector deltas), the displacement itself is bounded: ``|action| <= max_relative_target``.
+  SO-101's end-effector deltas), the displacement itself is bounded: ``|action| <= max_relative_target``. A
+  robot whose absolute actions are not laid out like its state (the simulated SO-100's end-effector poses vs
+  its joint angles) refuses the option rather than ignoring it.
 * **range clamp**: every action dim inside ``[action_low, action_high]`` of the robot (the calibrated joint
   ranges for lerobot's arms, the simulator's bounds for sim robots).
 * **torque off**: leaving the ``with`` block through an exception, Ctrl-C (KeyboardInterrupt) or a lost policy
@@ -66,6 +68,22 @@ def clamp_action(
     return np.clip(action, low, high).astype(np.float32)
 
 
+def _check_relative_target(robot: Robot, max_relative_target: float) -> None:
+    if not max_relative_target > 0:
+        raise ValueError(f"--robot.max_relative_target={max_relative_target}: expected a positive number")
+    features = getattr(robot, "observation_features", None)
+    if robot.action_is_delta or features is None:
+        return
+    state = tuple(features["observation.state"]["shape"])
+    action = tuple(robot.action_features["action"]["shape"])
+    if state != action:
+        raise ValueError(
+            f"--robot.max_relative_target: {robot.name}'s actions {action} are not laid out like its "
+            f"observation.state {state}, so a target's change from the present position is undefined; "
+            "drop the flag (the range clamp still applies)"
+        )
+
+
 class SafeRobot:
     """``robot`` behind :func:`clamp_action`, torque off on failure (module docstring); use as a context manager.
 
@@ -73,9 +91,14 @@ class SafeRobot:
         robot: the robot (connected on ``__enter__``).
         max_relative_target: see :func:`clamp_action`; None: no per-step clamp.
         out: where the messages on failure go (stderr).
+
+    Raises:
+        ValueError: ``max_relative_target`` is not positive, or cannot apply to ``robot`` (module docstring).
     """
 
     def __init__(self, robot: Robot, max_relative_target: float | None = None, out: Any = None) -> None:
+        if max_relative_target is not None:
+            _check_relative_target(robot, max_relative_target)
         self.robot, self.max_relative_target = robot, max_relative_target
         self.out = out or sys.stderr
         self.clamped_steps, self._present = 0, None

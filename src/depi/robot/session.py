@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from depi.errors import UsageError
 from depi.fileio import write_json
 from depi.robot.control import ControlConfig, output_dir
+from depi.robot.display import open_display
 from depi.robot.loop import (
     EpisodeOutcome, ask_success, episode_actions, read_sidecar, run_episode, summarize, write_sidecar,
 )  # fmt: skip
@@ -129,10 +130,11 @@ def run_control(config: ControlConfig) -> dict:
     fps = float(c.fps or robot.fps)
     if isinstance(robot, SimRobot) and abs(fps - robot.fps) > 1e-6:
         raise UsageError(f"--control.fps={c.fps}: {robot.name} runs at its env's {robot.fps:g} Hz only")
+    display = _display(config, fps)
     if c.type == "replay":
-        return _replay(config, robot)
+        return _replay(config, robot, display)
     safe = SafeRobot(robot, config.robot.max_relative_target)
-    closers: list[Any] = []
+    closers: list[Any] = [display]
     writer, recorded = None, []
     outcomes: list[EpisodeOutcome] = []
     driver = None
@@ -147,7 +149,7 @@ def run_control(config: ControlConfig) -> dict:
             first = len(recorded)
             for k in range(c.num_episodes):
                 seed = c.seed + first + k
-                outcomes.append(_episode(safe, robot, driver, writer, task, max_steps, seed, k, c))
+                outcomes.append(_episode(safe, robot, driver, writer, task, max_steps, seed, k, c, display))
                 if writer is not None:
                     recorded.append(asdict(outcomes[-1]))
                     write_sidecar(writer.root, recorded, _settings(config, fps, task))
@@ -167,14 +169,25 @@ def run_control(config: ControlConfig) -> dict:
     return _write_results(config, summary, writer)
 
 
-def _episode(safe, robot, driver, writer, task, max_steps, seed, k, c) -> EpisodeOutcome:
+def _display(config: ControlConfig, fps: float):
+    c = config.control
+    return open_display(c.display_data, f"depi-control {config.robot.type} {c.type}", fps, c.display_mode,
+                        c.display_save)  # fmt: skip
+
+
+def _on_step(display):
+    return None if display is None else display.log_step
+
+
+def _episode(safe, robot, driver, writer, task, max_steps, seed, k, c, display) -> EpisodeOutcome:
     if isinstance(robot, SimRobot):
         robot.start_episode(seed)
     driver.reset(seed)
     clamped_before = safe.clamped_steps
     start = time.perf_counter()
     with tqdm(total=max_steps, desc=f"episode {k + 1}/{c.num_episodes}", unit="step", leave=False) as bar:
-        steps = run_episode(safe, driver.act, task, max_steps, writer=writer, realtime=robot.realtime, progress=bar)
+        steps = run_episode(safe, driver.act, task, max_steps, writer=writer, on_step=_on_step(display),
+                            realtime=robot.realtime, progress=bar)  # fmt: skip
     seconds = time.perf_counter() - start
     success = robot.success if isinstance(robot, SimRobot) else ask_success(k)
     index = writer.save_episode() if writer is not None else None
@@ -200,7 +213,7 @@ def _write_results(config: ControlConfig, summary: dict, writer: Any) -> dict:
     return summary
 
 
-def _replay(config: ControlConfig, robot: Any) -> dict:
+def _replay(config: ControlConfig, robot: Any, display: Any = None) -> dict:
     c = config.control
     actions, fps, task = episode_actions(Path(c.root), c.episode)
     if abs(fps - robot.fps) > 1e-6:
@@ -209,11 +222,16 @@ def _replay(config: ControlConfig, robot: Any) -> dict:
     queue = list(actions)
     safe = SafeRobot(robot, config.robot.max_relative_target)
     start = time.perf_counter()
-    with safe:
-        if isinstance(robot, SimRobot):
-            robot.start_episode(c.seed if seed is None else seed)
-        with tqdm(total=len(queue), desc=f"replay episode {c.episode}", unit="step", leave=False) as bar:
-            steps = run_episode(safe, lambda obs: queue.pop(0), task, len(queue), realtime=robot.realtime, progress=bar)
+    try:
+        with safe:
+            if isinstance(robot, SimRobot):
+                robot.start_episode(c.seed if seed is None else seed)
+            with tqdm(total=len(queue), desc=f"replay episode {c.episode}", unit="step", leave=False) as bar:
+                steps = run_episode(safe, lambda obs: queue.pop(0), task, len(queue), on_step=_on_step(display),
+                                    realtime=robot.realtime, progress=bar)  # fmt: skip
+    finally:
+        if display is not None:
+            display.close()
     success = robot.success if isinstance(robot, SimRobot) else None
     outcome = EpisodeOutcome(c.episode, seed, success, steps, time.perf_counter() - start, safe.clamped_steps)
     summary = summarize([outcome], [], robot=config.robot.type, control_type="replay", dataset_root=c.root,
