@@ -26,7 +26,7 @@ def run_example(name: str, *args: str, cwd: Path) -> str:
 def test_every_example_is_covered() -> None:
     covered = {
         "01_write_read_validate.py", "02_mixture.py", "03_policy_inference.py", "04_convert_bridge.py",
-        "05_serve_client.py", "06_robot_sim_rollout.py",
+        "05_serve_client.py", "06_robot_sim_rollout.py", "07_viz_dataset.py",
     }  # fmt: skip
     assert {p.name for p in EXAMPLES.glob("*.py")} == covered
 
@@ -70,3 +70,13 @@ def test_robot_sim_rollout(tmp_path: Path) -> None:
     pytest.importorskip("lerobot_env_so101", reason="the SO-101 simulator is not installed")
     out = run_example("06_robot_sim_rollout.py", "--episodes", "1", cwd=tmp_path)
     assert "seed 1000: success after" in out
+
+
+def test_viz_dataset(tmp_path: Path) -> None:
+    pytest.importorskip("rerun", reason="rerun-sdk is not installed (the viz extra)")
+    from tests.datasets.factories import VIDEO_DATASET_SPEC, make_lerobot_dataset
+
+    root = make_lerobot_dataset(tmp_path / "ds", VIDEO_DATASET_SPEC)
+    out = run_example("07_viz_dataset.py", "--root", str(root), "--save", str(tmp_path / "ep.rrd"), cwd=tmp_path)
+    assert "logged 8 frames" in out
+    assert "/cameras/front: rows per timeline {'frame_index': 8, 'timestamp': 8}" in out
