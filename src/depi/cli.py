@@ -96,6 +96,25 @@ def check_flags(cls: type, argv: Sequence[str], *, prog: str, extra: Iterable[st
         raise UsageError(f"unknown flag --{name}{hint} (`{prog} --help` lists every flag)")
 
 
+def print_help(cls: type, prog: str) -> None:
+    """draccus' ``--help`` for ``cls``, without the repeated line it prints for each nested config's
+    ``--<field> str  Config file for <field>`` option."""
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        try:
+            draccus.parse(cls, args=["--help"], prog=prog)
+        except SystemExit:
+            pass
+    lines: list[str] = []
+    for line in buffer.getvalue().splitlines():
+        if not (lines and line == lines[-1] and line.lstrip().startswith("--")):
+            lines.append(line)
+    print("\n".join(lines))
+
+
 def parse(cls: type[T], argv: Sequence[str], *, prog: str, extra: Iterable[str] = ()) -> T:
     """``draccus.parse(cls, args=argv)`` with depi's error handling.
 
@@ -107,10 +126,7 @@ def parse(cls: type[T], argv: Sequence[str], *, prog: str, extra: Iterable[str] 
     """
     argv = [a for a in argv if a not in DEBUG_FLAGS]
     if any(a in HELP_FLAGS for a in argv):
-        try:
-            draccus.parse(cls, args=["--help"], prog=prog)
-        except SystemExit:
-            pass
+        print_help(cls, prog)
         raise SystemExit(0)
     check_flags(cls, argv, prog=prog, extra=extra)
     try:

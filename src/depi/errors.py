@@ -19,3 +19,7 @@ class UsageError(DepiError):
     """A wrong command line: unknown flag, bad value, missing argument (exit status 2)."""
 
     exit_code = 2
+
+
+class DatasetSelectionError(DepiError, RuntimeError):
+    """Too few of the selected datasets are usable (each excluded one is listed with its reason)."""

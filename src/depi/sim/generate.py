@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from importlib import metadata
@@ -354,10 +355,16 @@ def summary_table(rows: list[tuple[Path, GenerationResult | None]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Console script ``depi-gen-demos``: parse flags (draccus), generate, print the summary table."""
+def main(argv: list[str] | None = None) -> int:
+    """``depi-gen-demos [flags]``: parse flags, generate, print the summary table; returns the exit status.
+
+    Raises:
+        UsageError: an unknown flag or env (one line, see :mod:`depi.cli`).
+    """
+    from depi.cli import parse
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    config = draccus.parse(GenerateConfig, args=argv)
+    config = parse(GenerateConfig, list(sys.argv[1:] if argv is None else argv), prog="depi-gen-demos")
     rows = [
         generate_dataset(
             name, config.output_dir, episodes=count, seed=config.seed, image_size=config.image_size,
@@ -367,7 +374,15 @@ def main(argv: list[str] | None = None) -> None:
         for name, count in config.plan()
     ]  # fmt: skip
     print(summary_table(rows))
+    return 0
+
+
+def console() -> None:
+    """Console script entry point (``depi-gen-demos``)."""
+    from depi.cli import run
+
+    run(main, prog="depi-gen-demos")
 
 
 if __name__ == "__main__":
-    main()
+    console()

@@ -18,18 +18,56 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
-from depi.train.config import parse_args
+from draccus.utils import DecodingError, ParsingError
+
+from depi.cli import HELP_FLAGS, check_flags, print_help, run
+from depi.errors import UsageError
+
+from depi.train.config import TrainConfig, parse_args
 from depi.train.demo import prepare_demo_data
 from depi.train.loop import train
 
+PROG = "depi-train"
 
-def main(argv: list[str] | None = None) -> None:
-    """Console entry point ``depi-train`` (flags: see :class:`depi.train.config.TrainConfig`)."""
+
+def main(argv: list[str] | None = None) -> int:
+    """``depi-train [flags]`` (flags: see :class:`depi.train.config.TrainConfig`); returns the exit status.
+
+    Raises:
+        UsageError: an unknown flag (with the closest known ones) or a value the config refuses.
+        FileNotFoundError: a dataset root, preset or checkpoint named on the command line does not exist.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a in HELP_FLAGS for a in argv):
+        return _help()
+    check_flags(TrainConfig, argv, prog=PROG, extra=("config_path",))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    cfg = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        cfg = parse_args(argv)
+    except (ParsingError, DecodingError) as error:
+        cause = error.__cause__ if isinstance(error, ParsingError) and error.__cause__ else error
+        raise UsageError(str(cause)) from error
+    root = cfg.dataset.root
+    if root and not Path(root).expanduser().exists():
+        raise FileNotFoundError(f"--dataset.root={root}: no such folder; pass a LeRobot dataset folder or a "
+                                "folder of datasets")  # fmt: skip
+    print(f"{PROG}: preparing the data ({root or cfg.dataset.repo_id or cfg.dataset.repo_ids or 'demo mixture'}) "
+          "and the model ...", flush=True)  # fmt: skip
     train(prepare_demo_data(cfg))
+    return 0
+
+
+def _help() -> int:
+    print_help(TrainConfig, PROG)
+    return 0
+
+
+def console() -> None:
+    """Console script entry point (``depi-train``)."""
+    run(main, prog=PROG)
 
 
 if __name__ == "__main__":
-    main()
+    console()

@@ -298,7 +298,11 @@ def _check_videos(
 
 def _resolve(target: str) -> Path:
     path = Path(target).expanduser()
-    return path if path.is_dir() else resolve_root(target)
+    if path.is_dir():
+        return path
+    if target.startswith((".", "/", "~")) or target.count("/") != 1 or path.exists():
+        raise FileNotFoundError(f"{target}: no such dataset folder")
+    return resolve_root(target)
 
 
 def render_table(reports: Sequence[ValidationReport], width: int = 48) -> str:

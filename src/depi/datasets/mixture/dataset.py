@@ -64,6 +64,7 @@ from depi.datasets.mixture.report import format_summary, summary_line, write_rep
 from depi.datasets.mixture.sampler import MixtureSampler, compute_weights, load_weights_file
 from depi.datasets.mixture.selection import select_datasets
 from depi.datasets.format.source import LeRobotSource
+from depi.errors import DatasetSelectionError
 from depi.transforms.image import resize_with_pad
 
 logger = logging.getLogger(__name__)
@@ -157,7 +158,7 @@ class MultiLeRobotDataset(Dataset):
                 else f"fewer than min_valid_fraction={config.min_valid_fraction} of the selected datasets "
                 "are usable"
             )
-            raise RuntimeError(
+            raise DatasetSelectionError(
                 f"{summary_line(self.index)}: {problem}. First reasons:\n{reasons}\n"
                 + (
                     f"Full list: {config.report_path}. "

@@ -16,15 +16,16 @@ on unchanged inputs and settings reuses the files (content hash, see :mod:`depi.
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import draccus
 import numpy as np
 from tqdm import tqdm
 
+from depi.cli import parse, run
 from depi.constants import ACTION
 from depi.datasets.mixture.config import DatasetConfig
 from depi.datasets.mixture.index import DatasetEntry, MixtureIndex
@@ -141,6 +142,14 @@ def run_stats(config: StatsConfig) -> dict[str, dict[str, NormStats]]:
     return results
 
 
-def main() -> None:
-    """Console entry point ``depi-stats``."""
-    run_stats(draccus.parse(config_class=StatsConfig))
+def main(argv: list[str] | None = None) -> int:
+    """``depi-stats [flags]`` (flags: :class:`StatsConfig`; default ``sys.argv[1:]``)."""
+    config = parse(StatsConfig, list(sys.argv[1:] if argv is None else argv), prog="depi-stats")
+    print("depi-stats: indexing the datasets ...", flush=True)
+    run_stats(config)
+    return 0
+
+
+def console() -> None:
+    """Console script entry point (``depi-stats``)."""
+    run(main, prog="depi-stats")
