@@ -138,6 +138,24 @@ def parse(cls: type[T], argv: Sequence[str], *, prog: str, extra: Iterable[str] 
         raise UsageError(str(cause)) from error
 
 
+def split_command(argv: Sequence[str], commands: Sequence[str], prog: str) -> tuple[str, list[str]] | None:
+    """``(command, flags)`` of a ``prog COMMAND [flags]`` command line; None after printing the usage for
+    ``--help`` alone.
+
+    Raises:
+        UsageError: no command, or one not in ``commands`` (the usage names them).
+    """
+    usage = f"usage: {prog} {{{','.join(commands)}}} [flags]   ({prog} <command> --help lists the flags)"
+    if not argv:
+        raise UsageError(f"a command is required; {usage}")
+    if argv[0] in HELP_FLAGS:
+        print(usage)
+        return None
+    if argv[0] not in commands:
+        raise UsageError(f"unknown command {argv[0]!r}; {usage}")
+    return argv[0], list(argv[1:])
+
+
 def error_message(error: BaseException) -> str:
     """The one line shown for ``error``: its message, or its type when it has none."""
     text = str(error).strip()

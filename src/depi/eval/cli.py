@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import logging
 
-from depi.cli import HELP_FLAGS, parse, run
-from depi.errors import UsageError
+from depi.cli import parse, run, split_command
 from depi.threads import configure_threads
 
 PROG = "depi-eval"
 COMMANDS = ("sim", "offline", "split", "diagnose")
-USAGE = f"usage: {PROG} {{{','.join(COMMANDS)}}} [flags]   ({PROG} <command> --help lists the flags)"
 
 
 def main(argv: list[str]) -> int:
@@ -37,14 +35,10 @@ def main(argv: list[str]) -> int:
     Raises:
         UsageError: no or an unknown sub-command, or bad flags.
     """
-    if not argv:
-        raise UsageError(f"a command is required; {USAGE}")
-    if argv[0] in HELP_FLAGS:
-        print(USAGE)
+    split = split_command(argv, COMMANDS, PROG)
+    if split is None:
         return 0
-    command, flags = argv[0], argv[1:]
-    if command not in COMMANDS:
-        raise UsageError(f"unknown command {command!r}; {USAGE}")
+    command, flags = split
     prog = f"{PROG} {command}"
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     configure_threads()  # depi.threads: OMP_NUM_THREADS, else every available CPU

@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass, fields
 from importlib import metadata
 from pathlib import Path
 
-import draccus
 from tqdm import tqdm
 
 import depi

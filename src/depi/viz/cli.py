@@ -18,12 +18,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from depi.cli import HELP_FLAGS, parse, run
+from depi.cli import parse, run, split_command
 from depi.errors import UsageError
 
 PROG = "depi-viz"
 COMMANDS = ("dataset", "mixture", "predictions")
-USAGE = f"usage: {PROG} {{{','.join(COMMANDS)}}} [flags]   ({PROG} <command> --help lists the flags)"
 
 
 @dataclass
@@ -98,14 +97,10 @@ def view_dataset(config: DatasetViewConfig) -> dict:
 
 def main(argv: list[str]) -> int:
     """``depi-viz {dataset,mixture,predictions} [flags]``."""
-    if not argv:
-        raise UsageError(f"a command is required; {USAGE}")
-    if argv[0] in HELP_FLAGS:
-        print(USAGE)
+    split = split_command(argv, COMMANDS, PROG)
+    if split is None:
         return 0
-    command, flags = argv[0], argv[1:]
-    if command not in COMMANDS:
-        raise UsageError(f"unknown command {command!r}; {USAGE}")
+    command, flags = split
     prog = f"{PROG} {command}"
     if command == "dataset":
         if flags and not flags[0].startswith("-"):
