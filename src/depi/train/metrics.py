@@ -45,19 +45,35 @@ class MetricsLogger:
             return []
         return [json.loads(line) for line in self.path.read_text().splitlines()]
 
-    def plot(self) -> Path:
-        """Write ``loss_lr.png``: training loss (log scale) and learning rate against the optimizer step."""
+    def plot(self, title: str | None = None) -> Path:
+        """Write ``loss_lr.png``: the raw training loss (faint) under its exponential moving average
+        (:func:`ema_smooth`), log scale with readable ticks, and the learning rate, against the optimizer step.
+
+        Args:
+            title: the figure's title; None: the run folder's name.
+        """
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import LogLocator, ScalarFormatter
 
         records = [r for r in self.records() if "loss" in r]
         steps = [r["step"] for r in records]
-        fig, (ax_loss, ax_lr) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
-        ax_loss.plot(steps, [r["loss"] for r in records])
+        losses = [r["loss"] for r in records]
+        fig, (ax_loss, ax_lr) = plt.subplots(2, 1, figsize=(8, 6), sharex=True, height_ratios=[3, 1])
+        ax_loss.plot(steps, losses, color="tab:blue", alpha=0.25, lw=0.8, label="loss")
+        ax_loss.plot(steps, ema_smooth(losses), color="tab:blue", lw=1.8, label="smoothed (EMA)")
         ax_loss.set_yscale("log")
+        ax_loss.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        formatter = ScalarFormatter()
+        formatter.set_scientific(False)
+        ax_loss.yaxis.set_major_formatter(formatter)
+        ax_loss.yaxis.set_minor_formatter(plt.NullFormatter())
+        ax_loss.grid(True, which="major", alpha=0.3)
         ax_loss.set_ylabel("flow-matching loss")
+        ax_loss.legend(loc="upper right")
+        ax_loss.set_title(title or self.path.parent.name)
         ax_lr.plot(steps, [r["lr"] for r in records])
         ax_lr.set_ylabel("learning rate")
         ax_lr.set_xlabel("optimizer step")
@@ -65,6 +81,21 @@ class MetricsLogger:
         fig.savefig(self.plot_path, dpi=100)
         plt.close(fig)
         return self.plot_path
+
+
+def ema_smooth(values: Sequence[float], span: int | None = None) -> list[float]:
+    """Bias-corrected exponential moving average (as TensorBoard's smoothing): ``m_t = a m_{t-1} + (1 - a) x_t``,
+    reported as ``m_t / (1 - a^t)``, with ``a = 1 - 2 / (span + 1)``; ``span`` defaults to a tenth of the curve
+    (at least 1)."""
+    if not values:
+        return []
+    span = span or max(1, len(values) // 10)
+    alpha = 1.0 - 2.0 / (span + 1)
+    smoothed, m = [], 0.0
+    for t, x in enumerate(values, start=1):
+        m = alpha * m + (1 - alpha) * x
+        smoothed.append(m / (1 - alpha**t) if alpha > 0 else x)
+    return smoothed
 
 
 class PerDatasetLoss:
