@@ -277,7 +277,7 @@ def train(cfg: TrainConfig, *, policy: nn.Module | None = None, data: TrainData 
     if metrics_log is not None:
         plot = metrics_log.plot()
         policy_class = f"{type(policy).__module__}.{type(policy).__name__}"
-        repo_ids = [d["repo_id"] for d in data.manifest.get("datasets", [])]
+        repo_ids = [d.get("repo_id", "") if isinstance(d, dict) else str(d) for d in data.manifest.get("datasets", [])]
         print(format_summary(run_dir, last_checkpoint, plot, cfg.steps, policy_class, cfg.dataset.root, repo_ids))
     if wandb_run is not None:
         wandb_run.finish()
