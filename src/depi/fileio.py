@@ -32,3 +32,23 @@ def write_json(path: str | Path, data: Any, indent: int = 2) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def read_json_file(path: str | Path, what: str, expect: type, expected: str, fix: str) -> Any:
+    """Parse the JSON file ``path`` holding ``what``, whose top level must be an ``expect`` (list, dict),
+    described as ``expected`` in the message.
+
+    Raises:
+        FileNotFoundError: no such file (the message says what to pass: ``fix``).
+        ValueError: not valid JSON, or the top level is not an ``expect``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} not found; {fix}.")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error}); {fix}.") from error
+    if not isinstance(data, expect):
+        raise ValueError(f"{path}: expected {expected}, found {type(data).__name__}.")
+    return data

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -55,9 +56,23 @@ def _shift_by_state(sample: Sample, mask: tuple[bool, ...], sign: float, name: s
     return {**sample, ACTIONS: out}
 
 
+@dataclass(frozen=True)
+class _StateShift(Transform):
+    """``actions += sign * state`` on the masked dims (the shared body of the two transforms below)."""
+
+    mask: tuple[bool, ...]
+    sign: ClassVar[float] = -1.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mask", tuple(bool(m) for m in self.mask))
+
+    def __call__(self, sample: Sample) -> Sample:
+        return _shift_by_state(sample, self.mask, self.sign, type(self).__name__)
+
+
 @register_transform("delta_actions")
 @dataclass(frozen=True)
-class DeltaActions(Transform):
+class DeltaActions(_StateShift):
     """Absolute action chunk -> delta from the current state on the masked dims.
 
     Sample keys: reads ``state`` float (..., S) and ``actions`` float (..., H, A); writes ``actions``.
@@ -72,18 +87,12 @@ class DeltaActions(Transform):
         ValueError: ``mask`` is longer than the action or state dim.
     """
 
-    mask: tuple[bool, ...]
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "mask", tuple(bool(m) for m in self.mask))
-
-    def __call__(self, sample: Sample) -> Sample:
-        return _shift_by_state(sample, self.mask, -1.0, "DeltaActions")
+    sign: ClassVar[float] = -1.0
 
 
 @register_transform("absolute_actions")
 @dataclass(frozen=True)
-class AbsoluteActions(Transform):
+class AbsoluteActions(_StateShift):
     """Inverse of :class:`DeltaActions`: adds the state back on the masked dims.
 
     Sample keys: reads ``state`` float (..., S) (unnormalized) and ``actions`` float (..., H, A); writes
@@ -97,13 +106,7 @@ class AbsoluteActions(Transform):
         ValueError: ``mask`` is longer than the action or state dim.
     """
 
-    mask: tuple[bool, ...]
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "mask", tuple(bool(m) for m in self.mask))
-
-    def __call__(self, sample: Sample) -> Sample:
-        return _shift_by_state(sample, self.mask, 1.0, "AbsoluteActions")
+    sign: ClassVar[float] = 1.0
 
 
 def delta_action_pair(mask: Sequence[bool]) -> tuple[DeltaActions, AbsoluteActions]:

@@ -12,9 +12,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from depi.fileio import read_json_file
 
 DATA_IDS_DIR = Path(__file__).resolve().parents[4] / "data_ids"
 CAMERA_ROLES_FILE = DATA_IDS_DIR / "camera_roles.json"
@@ -22,13 +23,7 @@ ANNOTATIONS_DIR = DATA_IDS_DIR / "annotations"
 
 
 def _read_object(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err}); fix or delete the file.") from err
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object at the top level, found {type(data).__name__}.")
-    return data
+    return read_json_file(path, "JSON file", dict, "a JSON object at the top level", "fix or delete the file")
 
 
 def load_camera_roles(path: str | Path | None) -> dict[str, dict[str, str]]:

@@ -28,13 +28,14 @@ set of runs; with no episode held out the runs are the whole datasets and the st
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Sampler, get_worker_info
+
+from depi.fileio import read_json_file
 
 WEIGHTINGS = ("frames", "uniform", "temperature", "file")
 BLOCK = 4096
@@ -51,15 +52,8 @@ def load_weights_file(path: str | Path, repo_ids: Sequence[str]) -> np.ndarray:
         ValueError: not a JSON object of non-negative numbers, or a repo id of the mixture has no weight.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"Weights file {path} not found; pass an existing JSON file of repo_id -> weight."
-        )
-    data = json.loads(path.read_text())
-    if not isinstance(data, dict):
-        raise ValueError(
-            f"{path}: expected a JSON object mapping repo_id -> weight, found {type(data).__name__}."
-        )
+    data = read_json_file(path, "Weights file", dict, "a JSON object mapping repo_id -> weight",
+                          "pass an existing JSON file of repo_id -> weight")  # fmt: skip
     missing = [r for r in repo_ids if r not in data]
     if missing:
         raise ValueError(

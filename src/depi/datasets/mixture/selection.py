@@ -18,12 +18,12 @@ talks to the Hub.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from depi.constants import INFO_PATH
 from depi.datasets.format import hub
+from depi.fileio import read_json_file
 
 CURATED_LIST = Path(__file__).resolve().parents[4] / "data_ids" / "so100_community.json"
 """Default curated id list (a repository checkout's ``data_ids/``)."""
@@ -46,15 +46,8 @@ def read_repo_ids(path: str | Path) -> list[str]:
         ValueError: not a JSON list of strings of the form ``owner/name``.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"Repo id list {path} not found; pass a JSON file holding a list of 'owner/name'."
-        )
-    data = json.loads(path.read_text())
-    if not isinstance(data, list):
-        raise ValueError(
-            f"{path}: expected a JSON list of 'owner/name' strings, found {type(data).__name__}."
-        )
+    data = read_json_file(path, "Repo id list", list, "a JSON list of 'owner/name' strings",
+                          "pass a JSON file holding a list of 'owner/name'")  # fmt: skip
     bad = [x for x in data if not isinstance(x, str) or x.count("/") != 1]
     if bad:
         raise ValueError(f"{path}: {len(bad)} entries are not 'owner/name' strings, e.g. {bad[:3]}.")
