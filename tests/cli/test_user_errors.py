@@ -22,7 +22,7 @@ def run(*argv: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(
     "script",
     ["depi-train", "depi-eval", "depi-serve", "depi-control", "depi-viz", "depi-stats", "depi-gen-demos",
-     "depi-validate", "depi-convert"],
+     "depi-validate", "depi-convert", "depi-download", "depi-data-ids"],
 )  # fmt: skip
 def test_help_exits_zero(script: str) -> None:
     result = run(script, "--help")
@@ -42,6 +42,8 @@ def test_help_exits_zero(script: str) -> None:
         (["depi-stats", "--dataset.root=/tmp/nope"], 1, "/tmp/nope does not exist"),
         (["depi-serve", "--policy.path=/tmp/nope"], 1, "--policy.path=/tmp/nope"),
         (["depi-viz", "dataset", "/tmp/nope"], 2, "no such dataset folder"),
+        (["depi-download"], 2, "nothing to download"),
+        (["depi-download", "--repo_ids=/tmp/nope.json"], 1, "/tmp/nope.json"),
     ],
 )
 def test_user_mistakes_are_one_message(argv: list[str], code: int, message: str) -> None:

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         cause = error.__cause__ if isinstance(error, ParsingError) and error.__cause__ else error
         raise UsageError(str(cause)) from error
     root = cfg.dataset.root
-    if root and not cfg.demo_data and not Path(root).expanduser().exists():  # demo data is generated there
+    if root and not cfg.demo_data and not cfg.dataset.download and not Path(root).expanduser().exists():  # demo data is generated there
         raise FileNotFoundError(f"--dataset.root={root}: no such folder; pass a LeRobot dataset folder or a "
                                 "folder of datasets")  # fmt: skip
     print(f"{PROG}: preparing the data ({root or cfg.dataset.repo_id or cfg.dataset.repo_ids or 'demo mixture'}) "

@@ -54,7 +54,7 @@ __all__ = ["Problem", "ValidationReport", "main", "render_table", "validate_data
 
 
 def validate_dataset(
-    root: str | Path, tolerance_s: float = 1e-4, check_videos: bool = True
+    root: str | Path, tolerance_s: float = 1e-4, check_videos: bool = True, meta_only: bool = False
 ) -> ValidationReport:
     """Validate the dataset at ``root``.
 
@@ -63,6 +63,8 @@ def validate_dataset(
         tolerance_s: allowed timestamp deviation (seconds) from ``frame_index / fps`` and between video frames
             and episode boundaries (lerobot's default ``tolerance_s``).
         check_videos: demux video files to count frames (no decoding).
+        meta_only: stop after the ``meta/`` checks (templates, episode tables, totals, stats), as before
+            any data is downloaded.
 
     Returns:
         The report; it never raises for a malformed dataset (problems are reported instead).
@@ -114,6 +116,8 @@ def validate_dataset(
         return report
     check_totals(info, tasks, episodes, version, report)
     check_dataset_stats(root, info, sum(e.length for e in episodes), report)
+    if meta_only:
+        return report
     _check_data(root, info, episodes, tolerance_s, report)
     if check_videos:
         _check_videos(root, info, episodes, tolerance_s, report)

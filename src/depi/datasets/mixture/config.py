@@ -20,7 +20,9 @@ class DatasetConfig:
         root: a dataset folder, a folder of datasets, or the folder holding ``<owner>/<name>`` for the ids.
         num_datasets: the first N ids of ``curated_list``.
         curated_list: curated id list (default ``data_ids/so100_community.json``).
-        download: fetch ids missing locally from the Hub (off: they are reported as excluded).
+        download: fetch ids missing locally from the Hub with :mod:`depi.hub.download` into ``root`` (default
+            ``$HF_LEROBOT_HOME``): meta first, then data and the used cameras' videos, resumable from its
+            manifest (off: missing ids are reported as excluded).
         control_fps: control rate (Hz) of the action chunks; datasets at other fps are resampled.
         action_horizon: H, steps per action chunk (a chunk spans ``H / control_fps`` seconds).
         weighting: dataset weights, one of ``frames``, ``uniform``, ``temperature``, ``file``.

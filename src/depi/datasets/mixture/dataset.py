@@ -115,6 +115,7 @@ class MultiLeRobotDataset(Dataset):
 
     def __init__(self, config: DatasetConfig, *, max_open_sources: int = 32, verbose: bool = True) -> None:
         self.config = config
+        camera_roles = load_camera_roles(config.camera_roles_file)
         refs = select_datasets(
             repo_id=config.repo_id,
             repo_ids=config.repo_ids,
@@ -122,11 +123,14 @@ class MultiLeRobotDataset(Dataset):
             num_datasets=config.num_datasets,
             curated_list=config.curated_list,
             download=config.download,
+            camera_roles=camera_roles,
+            annotations_dir=config.annotations_dir,
+            verbose=verbose,
         )
         self.index: MixtureIndex = build_index(
             refs,
             embodiment_mode=config.embodiment_key,
-            camera_roles=load_camera_roles(config.camera_roles_file),
+            camera_roles=camera_roles,
             annotations_dir=config.annotations_dir,
         )
         if config.holdout_dir is not None:

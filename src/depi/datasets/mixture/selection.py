@@ -12,12 +12,14 @@ Selections (combine freely; order is kept, duplicates removed):
   directly under (or at) the root gets ``local/<name>`` (the key used by the curation files).
 
 Ids without a root resolve through :func:`depi.datasets.format.hub.resolve_root` (``$HF_LEROBOT_HOME`` and the Hub
-cache). Nothing downloads unless ``download=True``; then :func:`download_dataset` is the one place that
-talks to the Hub.
+cache). Nothing downloads unless ``download=True``; then :func:`download_selected` fetches what is missing
+with :mod:`depi.hub.download` (manifest, bounded retries, used cameras only).
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,17 +70,41 @@ def curated_repo_ids(num_datasets: int, curated_list: str | Path | None = None) 
     return ids[:num_datasets]
 
 
-def download_dataset(repo_id: str) -> Path:
-    """Fetch a dataset from the Hugging Face Hub into ``$HF_LEROBOT_HOME/<repo_id>`` and return that root.
+def download_selected(
+    ids: list[str],
+    root: Path | None,
+    *,
+    camera_roles: dict[str, dict[str, str]] | None = None,
+    annotations_dir: str | Path | None = None,
+    verbose: bool = True,
+) -> dict[str, DatasetRef]:
+    """Fetch ``ids`` with :func:`depi.hub.download.download_datasets` into ``root`` (default
+    ``$HF_LEROBOT_HOME``); returns a ref per id, excluded ones carrying the reason.
 
-    Raises:
-        OSError: the Hub is unreachable or the repository does not exist (huggingface_hub's errors).
+    In a multi-process run (``WORLD_SIZE`` > 1) the local main process of each node downloads first; the
+    others then read its manifest without a request (``accelerate.PartialState.local_main_process_first``).
     """
-    from huggingface_hub import snapshot_download
+    from depi.hub.download import download_datasets
 
-    target = hub.local_dataset_dir(repo_id)
-    snapshot_download(repo_id, repo_type="dataset", local_dir=target)
-    return target
+    kwargs = dict(camera_roles=camera_roles, annotations_dir=annotations_dir)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        import torch
+        from accelerate import PartialState
+
+        state = PartialState(cpu=not torch.cuda.is_available())  # the run's state when already initialised
+        main = state.is_local_main_process
+        with state.local_main_process_first():
+            summary = download_datasets(ids, root, offline=None if main else True, progress=main and verbose,
+                                        **kwargs)  # fmt: skip
+        verbose = verbose and main
+    else:
+        summary = download_datasets(ids, root, progress=verbose, **kwargs)
+    if verbose:
+        print(summary.render(), file=sys.stderr)
+    refs = {r: DatasetRef(r, path) for r, path in summary.roots.items()}
+    for repo_id, reason in summary.excluded.items():
+        refs[repo_id] = DatasetRef(repo_id, None, missing_reason=f"download: {reason}")
+    return refs
 
 
 def _is_dataset(path: Path) -> bool:
@@ -100,21 +126,17 @@ def scan_root(root: Path) -> list[DatasetRef]:
     return refs
 
 
-def resolve_ref(repo_id: str, root: Path | None, *, download: bool = False) -> DatasetRef:
+def resolve_ref(repo_id: str, root: Path | None) -> DatasetRef:
     """Find one dataset id locally (``<root>/<repo_id>`` or the HF layouts); a miss is recorded."""
     if root is not None:
         path = root / repo_id
         if _is_dataset(path):
             return DatasetRef(repo_id, path)
-        reason = f"not found: {path / INFO_PATH} does not exist"
-    else:
-        try:
-            return DatasetRef(repo_id, hub.resolve_root(repo_id))
-        except FileNotFoundError as err:
-            reason = str(err)
-    if download:
-        return DatasetRef(repo_id, download_dataset(repo_id))
-    return DatasetRef(repo_id, None, missing_reason=reason)
+        return DatasetRef(repo_id, None, missing_reason=f"not found: {path / INFO_PATH} does not exist")
+    try:
+        return DatasetRef(repo_id, hub.resolve_root(repo_id))
+    except FileNotFoundError as err:
+        return DatasetRef(repo_id, None, missing_reason=str(err))
 
 
 def select_datasets(
@@ -125,8 +147,15 @@ def select_datasets(
     num_datasets: int | None = None,
     curated_list: str | Path | None = None,
     download: bool = False,
+    camera_roles: dict[str, dict[str, str]] | None = None,
+    annotations_dir: str | Path | None = None,
+    verbose: bool = True,
 ) -> list[DatasetRef]:
     """Resolve a selection (see the module docstring) to dataset roots.
+
+    With ``download=True``, ids missing locally, and ids listed in the download manifest of ``root`` (default
+    ``$HF_LEROBOT_HOME``) so that interrupted downloads resume, go through :func:`download_selected`
+    (``camera_roles`` / ``annotations_dir`` pick the videos fetched); ids found locally otherwise stay local.
 
     Returns:
         One :class:`DatasetRef` per selected dataset; those not found carry ``missing_reason`` and
@@ -145,6 +174,8 @@ def select_datasets(
         ids.extend(curated_repo_ids(num_datasets, curated_list))
     ids = list(dict.fromkeys(ids))
     root_path = None if root is None else Path(root).expanduser()
+    if root_path is not None and download and ids:
+        root_path.mkdir(parents=True, exist_ok=True)  # the download folder
     if root_path is not None and not root_path.is_dir():
         raise FileNotFoundError(
             f"Dataset root {root_path} does not exist; pass an existing folder as --dataset.root."
@@ -163,4 +194,14 @@ def select_datasets(
         return refs
     if root_path is not None and len(ids) == 1 and _is_dataset(root_path):
         return [DatasetRef(ids[0], root_path)]  # LeRobot's convention: root is the dataset's own folder
-    return [resolve_ref(r, root_path, download=download) for r in ids]
+    refs = [resolve_ref(r, root_path) for r in ids]
+    if download:
+        from depi.hub.manifest import Manifest
+
+        listed = Manifest(root_path or hub.lerobot_home()).datasets
+        fetch = [ref.repo_id for ref in refs if ref.root is None or ref.repo_id in listed]
+        if fetch:
+            got = download_selected(fetch, root_path, camera_roles=camera_roles, annotations_dir=annotations_dir,
+                                    verbose=verbose)  # fmt: skip
+            refs = [got.get(ref.repo_id, ref) for ref in refs]
+    return refs
