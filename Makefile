@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q --upgrade pip
 	# torch first, pinned: this version is the machine's CPU build (see docs/install.md)
 	$(VENV)/bin/pip install -q torch==2.13.0
-	$(VENV)/bin/pip install -q -e '.[test,video,serve,sim,viz]'
+	$(VENV)/bin/pip install -q -e '.[test,video,serve,sim,viz,annotate]'
 	touch $@
 
 setup: system-deps $(VENV)/.installed

@@ -22,7 +22,7 @@ def run(*argv: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(
     "script",
     ["depi-train", "depi-eval", "depi-serve", "depi-control", "depi-viz", "depi-stats", "depi-gen-demos",
-     "depi-validate", "depi-convert", "depi-download", "depi-data-ids"],
+     "depi-validate", "depi-convert", "depi-download", "depi-data-ids", "depi-annotate"],
 )  # fmt: skip
 def test_help_exits_zero(script: str) -> None:
     result = run(script, "--help")

@@ -71,6 +71,16 @@ def test_annotation_camera_pose_overrides_names():
     assert result.sources["observation.images.phone"] == "annotation"
 
 
+def test_annotated_views_pick_the_base_camera_by_pose_then_name():
+    # Names alone would pick "front" (BASE_PRIORITY); the labels say "cam_b" looks from above.
+    result = assign_camera_roles(keys("front", "cam_b", "cam_c"), camera_poses={"front": "side", "cam_b": "top"})
+    assert result.slots == {BASE_CAMERA: "observation.images.cam_b"}
+    assert result.dropped == keys("front", "cam_c")
+    # Labelled cameras come before cameras known only by name; two "front" labels are not a conflict.
+    result = assign_camera_roles(keys("top", "x", "y"), camera_poses={"x": "front", "y": "front"})
+    assert result.slots == {BASE_CAMERA: "observation.images.x"}
+
+
 def test_mapping_wins_over_annotation():
     result = assign_camera_roles(
         keys("phone"), mapping={"phone": BASE_CAMERA}, camera_poses={"phone": "wrist"}

@@ -26,9 +26,11 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+
+from tests.helpers.local_server import LocalServer
 
 LFS_SUFFIXES = (".parquet", ".mp4")
 
@@ -53,7 +55,7 @@ def git_blob_id(content: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
 
 
-class FakeHub:
+class FakeHub(LocalServer):
     """The server; use as a context manager (``with FakeHub(dir) as hub: hub.url``)."""
 
     def __init__(self, repos_dir: str | Path, *, latency_s: float = 0.0, page_size: int = 1000) -> None:
@@ -64,21 +66,11 @@ class FakeHub:
         self.requests: list[tuple[str, str]] = []
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        super().__init__(_handler(self))
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
-
-    def __enter__(self) -> FakeHub:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        return f"http://127.0.0.1:{self.port}"
 
     def fail(self, match: str, kind: str = "status", status: int = 503, retry_after: float | None = None,
              times: int | None = 1) -> None:  # fmt: skip

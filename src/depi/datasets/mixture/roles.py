@@ -49,7 +49,12 @@ BASE_PRIORITY = (
 )
 """Base-like camera names, best first: views from above / in front of the robot show the whole workspace."""
 
+BASE_LIKE = "base_like"
+
 CAMERA_POSE_ROLES = {
+    "top": BASE_LIKE,
+    "front": BASE_LIKE,
+    "side": BASE_LIKE,
     "third_person": BASE_CAMERA,
     "base": BASE_CAMERA,
     "static": BASE_CAMERA,
@@ -58,7 +63,11 @@ CAMERA_POSE_ROLES = {
     "right_wrist": RIGHT_WRIST_CAMERA,
     "unused": DROP,
 }
-"""Annotation ``camera_pose`` values and the role each gives (``wrist``: side decided by the name rules)."""
+"""Annotation ``camera_pose`` values and the role each gives (``wrist``: side decided by the name rules).
+``top`` / ``front`` / ``side`` (the labels ``depi-annotate`` writes) are base-like: one of them feeds
+``base_0_rgb``, preferred in the order of :data:`BASE_POSE_PRIORITY`, before cameras known only by name."""
+
+BASE_POSE_PRIORITY = ("top", "front", "side")
 
 VALID_ROLES = (*CAMERA_SLOTS, DROP, "wrist")
 
@@ -141,6 +150,7 @@ def assign_camera_roles(
     camera_poses = camera_poses or {}
     result = RoleAssignment()
     wanted: list[tuple[str, str]] = []  # (camera key, role) in dataset order
+    pose_rank: dict[str, int] = {}  # base-like cameras labelled by an annotation
     for key in camera_keys:
         role = _lookup(mapping, key)
         if role is not None:
@@ -156,9 +166,11 @@ def assign_camera_roles(
                 )
             wanted.append((key, CAMERA_POSE_ROLES[pose]))
             result.sources[key] = "annotation"
+            if pose in BASE_POSE_PRIORITY:
+                pose_rank[key] = BASE_POSE_PRIORITY.index(pose)
             continue
         name = camera_name(key).lower()
-        wanted.append((key, "wrist" if any(w in name for w in WRIST_WORDS) else "base_like"))
+        wanted.append((key, "wrist" if any(w in name for w in WRIST_WORDS) else BASE_LIKE))
         result.sources[key] = "name"
 
     # Explicit slots first, so rules fill only what is left.
@@ -177,9 +189,12 @@ def assign_camera_roles(
         slot = side if side is not None else (free[0] if free else None)
         if slot is not None and slot not in result.slots:
             result.slots[slot] = key
-    base_like = [key for key, role in wanted if role == "base_like"]
+    base_like = [key for key, role in wanted if role == BASE_LIKE]
     if BASE_CAMERA not in result.slots and base_like:
-        result.slots[BASE_CAMERA] = min(base_like, key=lambda k: _base_rank(camera_name(k).lower()))
+        rank = len(BASE_POSE_PRIORITY)
+        result.slots[BASE_CAMERA] = min(
+            base_like, key=lambda k: (pose_rank.get(k, rank), _base_rank(camera_name(k).lower()))
+        )
     used = set(result.slots.values())
     result.dropped = [key for key in camera_keys if key not in used]
     result.slots = {slot: result.slots[slot] for slot in CAMERA_SLOTS if slot in result.slots}
