@@ -269,6 +269,7 @@ def test_killed_process_mid_episode_then_resume(tmp_path: Path) -> None:
     assert_consistent(root, [5, 4])
 
     writer = DatasetWriter.resume(root)
+    assert any("episode 2 ('t', started" in line and "interrupted before save_episode()" in line for line in writer.recovered), writer.recovered
     write_episodes(writer, [6], first_episode=2)
     writer.finalize()
     assert_consistent(root, [5, 4, 6])
@@ -293,6 +294,8 @@ def test_crash_during_save_is_repaired_on_resume(tmp_path: Path, monkeypatch: py
     assert json.loads((root / "meta/info.json").read_text())["total_frames"] == 9
 
     resumed = DatasetWriter.resume(root)
+    assert any("rows of an unsaved episode removed" in line for line in resumed.recovered), resumed.recovered
+    assert any("video past" in line for line in resumed.recovered), resumed.recovered
     assert_consistent(root, [5, 4])
     write_episodes(resumed, [2], first_episode=2)
     assert_consistent(root, [5, 4, 2])

@@ -23,8 +23,10 @@ episodes meta and drops rows / video frames that an interrupted save left past t
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Self
@@ -63,12 +65,32 @@ from depi.datasets.format.video_encode import (
     probe_video,
 )
 
+logger = logging.getLogger(__name__)
+
 CODEBASE_VERSION = "v3.0"
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 EPISODES_PATH = EPISODES_DIR + "/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 TMP_DIR = ".writer_tmp"
+EPISODE_MARKER = "episode_in_progress.json"  # under TMP_DIR while an episode is buffered, for resume() to report
 TIMESTAMP_TOLERANCE_S = 1e-4  # lerobot's default tolerance_s
+
+
+def _interrupted_episode(tmp: Path) -> str | None:
+    """Describe the episode a killed writer was buffering (from its marker and temp videos), or None."""
+    marker, videos = tmp / EPISODE_MARKER, sorted(p.name for p in tmp.glob("*.mp4"))
+    if not marker.exists() and not videos:
+        return None
+    try:
+        state = json.loads(marker.read_text())
+        what = (
+            f"episode {state['episode_index']} ({state['task']!r}, started "
+            f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(state['started_at']))})"
+        )
+    except (OSError, ValueError, KeyError):
+        what = "an episode"
+    temp = f"; temporary videos deleted: {', '.join(videos)}" if videos else ""
+    return f"{what} was interrupted before save_episode() and is discarded, its frames were never written{temp}"
 
 
 class DatasetWriter:
@@ -95,6 +117,7 @@ class DatasetWriter:
         self._meta_rows: list[dict[str, Any]] = []  # full rows of the current meta/episodes file
         self._closed = False
         self._tmp = self.root / TMP_DIR
+        self.recovered: list[str] = []  # what resume() removed (interrupted episode / save), in words
         self.clear_episode_buffer()
 
     # ------------------------------------------------------------------------------------------------ build
@@ -172,7 +195,8 @@ class DatasetWriter:
         """Reopen a dataset written by this writer or by lerobot (v3.0) to append episodes.
 
         Totals in ``info.json`` are recounted from ``meta/episodes``; rows and video frames past the last saved
-        episode (left by a crash during a save) are removed.
+        episode (left by a crash during a save) and the temporary files of an episode that was being recorded
+        are removed, each reported in :attr:`recovered` and in a logged warning.
 
         Raises:
             FileNotFoundError: no ``meta/info.json`` under ``root``.
@@ -196,8 +220,14 @@ class DatasetWriter:
             g=int(video_info.get("video.g", 2)),
             crf=int(video_info.get("video.crf", 30)),
         )
+        interrupted = _interrupted_episode(root / TMP_DIR)
         writer = cls(root, repo_id or root.name, info, config)
+        shutil.rmtree(root / TMP_DIR, ignore_errors=True)
+        if interrupted:
+            writer.recovered.append(interrupted)
         writer._load_existing()
+        for line in writer.recovered:
+            logger.warning("%s: %s", root, line)
         return writer
 
     def _load_existing(self) -> None:
@@ -233,13 +263,16 @@ class DatasetWriter:
         data_path = self.root / self._data_path(*data_file)
         table = pq.read_table(data_path)
         if table.num_rows and pc.max(table.column(INDEX)).as_py() >= last["dataset_to_index"]:
-            _write_parquet(data_path, table.filter(pc.less(table.column(INDEX), last["dataset_to_index"])))
+            kept = table.filter(pc.less(table.column(INDEX), last["dataset_to_index"]))
+            self.recovered.append(f"{table.num_rows - kept.num_rows} rows of an unsaved episode removed from {data_path}")
+            _write_parquet(data_path, kept)
         for key in self.video_keys:
             prefix = f"videos/{key}/"
             video_file = (last[prefix + "chunk_index"], last[prefix + "file_index"])
             _remove_files_after(self.root / "videos" / key, "mp4", video_file)
             path = self.root / self._video_path(key, *video_file)
             if probe_video(path).duration_s > last[prefix + "to_timestamp"] + 1e-4:
+                self.recovered.append(f"video past {last[prefix + 'to_timestamp']:.3f} s removed from {path}")
                 append_episode_video(path, last[prefix + "to_timestamp"], None, path)
 
     # ---------------------------------------------------------------------------------------------- frames
@@ -301,6 +334,10 @@ class DatasetWriter:
                 "video features needs frames on that grid (resample the episode to the dataset's fps)"
             )
         values = {key: check_frame_value(key, frame[key], self.features[key]) for key in sorted(expected)}
+        if frame_index == 0:
+            self._tmp.mkdir(exist_ok=True)
+            marker = {"episode_index": self.num_episodes, "task": task, "started_at": time.time()}
+            (self._tmp / EPISODE_MARKER).write_text(json.dumps(marker))
         for key, value in values.items():
             dtype = self.features[key]["dtype"]
             if dtype in stats_compute.CAMERA_DTYPES:
@@ -326,6 +363,7 @@ class DatasetWriter:
         """Discard the frames of the episode being recorded (its temporary videos too)."""
         for encoder in getattr(self, "_encoders", {}).values():
             encoder.abort()
+        (self._tmp / EPISODE_MARKER).unlink(missing_ok=True)
         self._buffer: dict[str, list] = {}
         self._buffer_tasks: list[str] = []
         self._buffer_timestamps: list[float] = []

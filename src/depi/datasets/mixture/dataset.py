@@ -247,7 +247,13 @@ class MultiLeRobotDataset(Dataset):
         positions = chunk_positions(
             row - start, entry.fps, self.config.control_fps, self.config.action_horizon
         )
-        chunk, is_pad = resample_chunk(np.asarray(src.action[start:end]), positions)
+        with np.errstate(invalid="ignore", over="ignore"):  # a NaN / inf action is caught just below
+            chunk, is_pad = resample_chunk(np.asarray(src.action[start:end]), positions)
+        if not (np.isfinite(chunk).all() and np.isfinite(src.state[row]).all()):
+            raise ValueError(  # replaced like any unreadable sample; never fed to the model
+                f"{entry.root}: NaN or inf in observation.state of row {row} or in the actions of its chunk "
+                f"(rows {start}..{end - 1}); run depi-validate on the dataset"
+            )
         actions = np.zeros((self.config.action_horizon, MAX_ACTION_DIM), dtype=np.float32)
         actions[:, : entry.action_dim] = chunk
         state = np.zeros(MAX_STATE_DIM, dtype=np.float32)

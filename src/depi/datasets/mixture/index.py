@@ -20,6 +20,7 @@ maps back to global frames. Without held-out episodes a kept rank is its global 
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +34,8 @@ from depi.datasets.mixture.annotations import Annotation, load_annotation
 from depi.datasets.format.meta import DatasetMeta, load_meta
 from depi.datasets.mixture.roles import RoleAssignment, assign_camera_roles
 from depi.datasets.mixture.selection import DatasetRef
+
+logger = logging.getLogger(__name__)
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -145,9 +148,17 @@ def inspect_dataset(
     }
     for path in [*data_files, *sorted(video_files)]:
         if not path.is_file():
-            raise FileNotFoundError(
-                f"{path} is missing (listed by {meta.root}/meta); re-download the dataset."
-            )
+            what = (
+                "is a broken or looping symlink" if path.is_symlink()
+                else "is not a regular file" if path.exists() else "is missing"
+            )  # fmt: skip
+            raise FileNotFoundError(f"{path} {what} (listed by {meta.root}/meta); re-download the dataset.")
+    declared = (meta.info.get("total_episodes"), meta.info.get("total_frames"))
+    if declared != (len(lengths), int(lengths.sum())):
+        logger.warning(
+            "%s: meta/info.json says %s episodes / %s frames, the episode tables hold %d / %d; the tables are "
+            "used (depi-validate reports the disagreement).", ref.repo_id, *declared, len(lengths), int(lengths.sum()),
+        )  # fmt: skip
     return DatasetEntry(
         repo_id=ref.repo_id,
         root=meta.root,

@@ -24,6 +24,8 @@ the files instead of recomputing.
 
 from __future__ import annotations
 
+import logging
+
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -33,6 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from depi.constants import ACTION, ACTIONS, OBS_STATE, STATE
+
+logger = logging.getLogger(__name__)
 from depi.datasets.mixture.chunks import POSITION_EPS
 from depi.transforms.norm_stats import NormStats, load_group_norm_stats, save_group_norm_stats
 
@@ -253,6 +257,8 @@ def group_stats(
             columns.append(np.asarray(column if picked is None else column[picked], dtype=np.float64))
         if delta is not None:
             parts[ACTION][-1] = _delta_rows(item, full, picked, delta)
+        for key, columns in parts.items():
+            columns[-1] = _finite_rows(columns[-1], item.repo_id, key)
     out = {}
     for key, name in ((OBS_STATE, STATE), (ACTION, ACTIONS)):
         try:
@@ -260,6 +266,19 @@ def group_stats(
         except ValueError as err:
             raise ValueError(f"Group of {[it.repo_id for it in items][:5]}, key {key!r}: {err}") from err
     return out
+
+
+def _finite_rows(rows: np.ndarray, repo_id: str, key: str) -> np.ndarray:
+    """``rows`` without those holding NaN / inf, with a warning naming the dataset (the mixture replaces such
+    frames when they are sampled, so the stats describe what training sees)."""
+    finite = np.isfinite(rows).all(axis=1)
+    if not finite.all():
+        logger.warning(
+            "%s: %d of %d rows of %r hold NaN or inf; left out of the norm stats (the frames are replaced when "
+            "sampled). Run depi-validate on the dataset.", repo_id, int((~finite).sum()), len(rows), key,
+        )  # fmt: skip
+        return rows[finite]
+    return rows
 
 
 def _delta_rows(
