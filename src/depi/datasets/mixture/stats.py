@@ -24,10 +24,9 @@ the files instead of recomputing.
 
 from __future__ import annotations
 
-import logging
-
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,10 +34,10 @@ from pathlib import Path
 import numpy as np
 
 from depi.constants import ACTION, ACTIONS, OBS_STATE, STATE
-
-logger = logging.getLogger(__name__)
 from depi.datasets.mixture.chunks import POSITION_EPS
 from depi.transforms.norm_stats import NormStats, load_group_norm_stats, save_group_norm_stats
+
+logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "stats_manifest.json"
 QUANTILES = (0.01, 0.99)
