@@ -1,17 +1,22 @@
 """Benchmark: depi's pi0 / pi0.5 vs lerobot's PI0Policy / PI05Policy, same config, same inputs, one run.
 
-Measures, on CPU in float32 (or ``--dtype bfloat16``), the minimum wall time (over ``--repeats`` calls and ``--rounds`` alternating rounds
-of lerobot then depi, so that load from other processes hits both sides alike) of
+Measures, on CPU in float32 (or ``--dtype bfloat16``), the minimum wall time (and process CPU time) of
 
-* a training step: flow-matching loss forward + backward (gradients zeroed between repeats), and
+* a training step: flow-matching loss forward + backward (gradients zeroed between calls), and
 * action-chunk inference: ``sample_actions`` with ``num_steps`` Euler steps (prefix KV cache in both), for
-  ``--inference-batch-size`` observations (default 1: the latency a robot or the policy server sees).
+  ``--inference-batch-size`` observations (default 1: the latency a robot or the policy server sees),
 
-lerobot runs in its own Python 3.12 environment (``.venv-lerobot``) as a subprocess that builds its policy at the
-same sizes (``tests/policies/lerobot_side/pi0_reference.py``), saves it, times it on the same inputs and prints
-JSON; depi loads lerobot's checkpoint so both run identical weights. Prints a table with lerobot / depi time
-ratios (speed-ups, > 1 means depi is faster): depi eager vs lerobot eager, and depi compiled with ``torch.compile`` vs lerobot eager (compile time excluded, one warm-up call), plus the load
-average so that runs on a busy machine can be recognised.
+each eager and under ``torch.compile`` (inductor, default mode, on both sides; compile time and 3 warm-up calls
+excluded).
+
+lerobot runs in its own Python 3.12 environment (``.venv-lerobot``) as a long-lived worker process that builds
+its policy at the same sizes (``tests/policies/lerobot_side/pi0_reference.py``), saves it (depi loads that
+checkpoint, so both run identical weights) and then times one call per request read from its stdin. Calls are
+interleaved one by one, depi then lerobot then lerobot then depi, ``--repeats`` x ``--rounds`` times, so that load
+from other processes hits both sides alike; both sides run ``--threads`` torch threads (default: what
+:func:`depi.threads.configure_threads` picks from the CPUs this process may use) with the same OpenMP
+environment. Prints a table with lerobot / depi time ratios (speed-ups, > 1 means depi is faster), eager vs
+eager and compiled vs compiled, plus the load average so that runs on a busy machine can be recognised.
 
 Usage::
 
@@ -98,25 +103,12 @@ def make_inputs(spec: dict, batch_size: int, cameras: int, prompt_len: int) -> d
     return inputs
 
 
-def timed(fn, repeats: int, warmup: int = 1) -> tuple[float, float]:
-    """(wall seconds, process CPU seconds) of the fastest of ``repeats`` calls after ``warmup`` calls.
-
-    The minimum is the least disturbed by other load; CPU seconds (all threads of this process) are reported too
-    because on a shared machine they vary much less than wall time.
-    """
-    for _ in range(warmup):
-        fn()
-    walls, cpus = [], []
-    for _ in range(repeats):
-        wall, cpu = time.perf_counter(), time.process_time()
-        fn()
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    return min(walls), min(cpus)
-
-
 def run_lerobot_side(spec_path: str) -> None:
-    """Entry point inside lerobot's env: build, save, time; print JSON on the last line."""
+    """Entry point inside lerobot's env: build and save the policy, then answer timing requests.
+
+    Prints ``{"ready": true, "params": N}``, then for each stdin line ``<train|infer> <eager|compiled>`` times one
+    call and prints ``{"wall": s, "cpu": s}``; ``quit`` ends it.
+    """
     sys.path.insert(0, str(LEROBOT_SIDE))
     from pi0_reference import build_policy, model_inputs
     from safetensors.torch import load_file
@@ -128,39 +120,63 @@ def run_lerobot_side(spec_path: str) -> None:
     policy = build_policy(spec, len([k for k in inputs if k.startswith("image.")]))
     policy.save_pretrained(out / "checkpoint")
     common, state = model_inputs(inputs, spec["variant"] == "pi05")
-    model = policy.model.train()
-
-    def train_step() -> None:
-        model.zero_grad(set_to_none=True)
-        model.forward(*common, *state, inputs["actions"], inputs["noise"], inputs["time"])[
-            ..., :7
-        ].mean().backward()
-
+    model = policy.model
     n = spec["inference_batch_size"]
     infer_inputs = {k: v[:n] for k, v in inputs.items()}
     infer_common, infer_state = model_inputs(infer_inputs, spec["variant"] == "pi05")
+    forward = {"eager": model.forward, "compiled": torch.compile(model.forward) if spec["compile"] else None}
+    sample = {"eager": model.sample_actions,
+              "compiled": torch.compile(model.sample_actions) if spec["compile"] else None}  # fmt: skip
 
-    def infer() -> None:
-        model.sample_actions(*infer_common, *infer_state, noise=infer_inputs["noise"].clone())
+    def train_step(mode: str) -> None:
+        model.train()
+        model.zero_grad(set_to_none=True)
+        forward[mode](*common, *state, inputs["actions"], inputs["noise"], inputs["time"])[..., :7].mean().backward()
 
-    train_s, train_cpu = timed(train_step, spec["repeats"])
-    model.eval()
-    infer_s, infer_cpu = timed(infer, spec["repeats"])
-    params = sum(p.numel() for p in model.parameters())
-    print(
-        json.dumps(
-            {
-                "train_step_s": train_s,
-                "train_step_cpu_s": train_cpu,
-                "inference_s": infer_s,
-                "inference_cpu_s": infer_cpu,
-                "params": params,
-            }
-        )
-    )
+    def infer(mode: str) -> None:
+        model.eval()
+        sample[mode](*infer_common, *infer_state, noise=infer_inputs["noise"].clone())  # no_grad inside
+
+    print(json.dumps({"ready": True, "params": sum(p.numel() for p in model.parameters())}), flush=True)
+    for line in sys.stdin:
+        if line.strip() == "quit":
+            break
+        what, mode = line.split()
+        fn = train_step if what == "train" else infer
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn(mode)
+        print(json.dumps({"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}), flush=True)
 
 
-def run_depi_side(spec: dict, inputs: dict[str, torch.Tensor]) -> dict:
+class LerobotWorker:
+    """The lerobot side as a subprocess answering one timed call per request."""
+
+    def __init__(self, python: str, spec_path: Path, env: dict) -> None:
+        self.proc = subprocess.Popen([python, __file__, "--lerobot-side", str(spec_path)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+        self.params = self._reply()["params"]
+
+    def _reply(self) -> dict:
+        for line in self.proc.stdout:
+            if line.startswith("{"):
+                return json.loads(line)
+        raise RuntimeError(f"lerobot side failed (exit {self.proc.wait()}):\n{self.proc.stderr.read()[-3000:]}")
+
+    def call(self, what: str, mode: str) -> tuple[float, float]:
+        self.proc.stdin.write(f"{what} {mode}\n")
+        self.proc.stdin.flush()
+        reply = self._reply()
+        return reply["wall"], reply["cpu"]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
+
+
+def depi_calls(spec: dict, inputs: dict[str, torch.Tensor]) -> tuple[dict, int]:
+    """depi's policy on lerobot's saved weights: ``{(what, mode): call}`` and the parameter count."""
     from depi.constants import (
         ACTION_DIM_MASK,
         ACTIONS,
@@ -200,38 +216,45 @@ def run_depi_side(spec: dict, inputs: dict[str, torch.Tensor]) -> dict:
         ACTIONS: inputs["actions"],
         ACTION_DIM_MASK: dim_mask,
     }
-    policy.train()
-    noise, time_ = inputs["noise"], inputs["time"]
-    loss_fns = {"eager": policy.compute_loss}
-    sample_fns = {"eager": policy.sample_actions}
+    n = spec["inference_batch_size"]
+    infer_batch = {k: ({c: t[:n] for c, t in v.items()} if isinstance(v, dict) else v[:n]) for k, v in batch.items()}
+    noise, time_, infer_noise = inputs["noise"], inputs["time"], inputs["noise"][:n]
+    modes = {"eager": (policy.compute_loss, policy.sample_actions)}
     if spec["compile"]:
-        loss_fns["compiled"] = torch.compile(policy.compute_loss)
-        sample_fns["compiled"] = torch.compile(policy.sample_actions)
-    result = {"params": sum(p.numel() for p in policy.parameters())}
-    for mode, loss_fn in loss_fns.items():
+        modes["compiled"] = (torch.compile(policy.compute_loss), torch.compile(policy.sample_actions))
+    calls = {}
+    for mode, (loss_fn, sample_fn) in modes.items():
 
         def train_step(loss_fn=loss_fn) -> None:
+            policy.train()
             policy.zero_grad(set_to_none=True)
             loss_fn(batch, noise=noise, time=time_)[0].backward()
 
-        warmup = 3 if mode == "compiled" else 1  # inductor finishes compiling over the first calls
-        wall, cpu = timed(train_step, spec["repeats"], warmup)
-        result[f"train_step_s_{mode}"], result[f"train_step_cpu_s_{mode}"] = wall, cpu
-    policy.eval()
-    n = spec["inference_batch_size"]
-    infer_batch = {k: ({c: t[:n] for c, t in v.items()} if isinstance(v, dict) else v[:n]) for k, v in batch.items()}
-    infer_noise = noise[:n]
-    for mode, sample_fn in sample_fns.items():
-        warmup = 3 if mode == "compiled" else 1
-        wall, cpu = timed(
-            lambda sample_fn=sample_fn: sample_fn(infer_batch, noise=infer_noise), spec["repeats"], warmup
-        )
-        result[f"inference_s_{mode}"], result[f"inference_cpu_s_{mode}"] = wall, cpu
-    return result
+        def infer(sample_fn=sample_fn) -> None:
+            policy.eval()
+            sample_fn(infer_batch, noise=infer_noise)
+
+        calls[("train", mode)], calls[("infer", mode)] = train_step, infer
+    return calls, sum(p.numel() for p in policy.parameters())
 
 
-def _best(runs: list[dict]) -> dict | None:
-    return {k: min(r[k] for r in runs) for k in runs[0]} if runs else None
+def _timed_once(fn) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def interleaved(depi_fn, lerobot_fn, calls: int, warmup: int) -> dict[str, tuple[float, float]]:
+    """Best (wall, CPU) seconds of each side over ``calls`` calls, alternating depi/lerobot order call by call."""
+    for _ in range(warmup):
+        depi_fn()
+        lerobot_fn()
+    times: dict[str, list[tuple[float, float]]] = {"depi": [], "lerobot": []}
+    for i in range(calls):
+        order = (("depi", depi_fn), ("lerobot", lerobot_fn))
+        for side, fn in order if i % 2 == 0 else order[::-1]:
+            times[side].append(fn())
+    return {side: (min(w for w, _ in t), min(c for _, c in t)) for side, t in times.items()}
 
 
 def main() -> None:
@@ -250,14 +273,14 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=50)
     parser.add_argument("--num-steps", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2, help="timed calls per side = repeats x rounds")
     parser.add_argument(
         "--dtype",
         choices=["float32", "bfloat16"],
         default="float32",
         help="parameter dtype on both sides; bfloat16 follows lerobot's policy (vision tower in float32)",
     )
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--threads", type=int, default=None, help="torch threads of both sides (default: depi's policy)")
     parser.add_argument(
         "--no-compile", dest="compile", action="store_false", help="skip the torch.compile rows"
     )
@@ -267,54 +290,52 @@ def main() -> None:
     if args.lerobot_side:
         run_lerobot_side(args.lerobot_side)
         return
+    if args.threads is None:
+        from depi.threads import configure_threads
+
+        args.threads = configure_threads(0)
 
     from safetensors.torch import save_file
 
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
+    if not Path(args.lerobot_python).exists():
+        raise SystemExit(f"lerobot env not found at {args.lerobot_python}: make lerobot-env")
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    modes = ["eager", "compiled"] if args.compile else ["eager"]
+    results: dict[tuple[str, str], dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         spec = make_spec(args, Path(tmp))
         inputs = make_inputs(spec, args.batch_size, args.cameras, args.prompt_len)
         save_file({k: v.contiguous() for k, v in inputs.items()}, str(Path(tmp) / "inputs.safetensors"))
         (Path(tmp) / "spec.json").write_text(json.dumps(spec))
-        lerobot_runs, depi_runs = [], []
-        for _ in range(args.rounds):
-            if Path(args.lerobot_python).exists():
-                run = subprocess.run(
-                    [args.lerobot_python, __file__, "--lerobot-side", str(Path(tmp) / "spec.json")],
-                    capture_output=True,
-                    text=True,
-                    check=False,
-                )
-                if run.returncode != 0:
-                    raise RuntimeError(f"lerobot side failed (exit {run.returncode}):\n{run.stderr[-3000:]}")
-                lerobot_runs.append(json.loads(run.stdout.strip().splitlines()[-1]))
-            depi_runs.append(run_depi_side(spec, inputs))
-        if not lerobot_runs:
-            print(f"lerobot env not found at {args.lerobot_python}; timing depi only.")
-    lerobot, depi = _best(lerobot_runs), _best(depi_runs)
+        worker = LerobotWorker(args.lerobot_python, Path(tmp) / "spec.json", env)
+        try:
+            calls, params = depi_calls(spec, inputs)
+            for mode in modes:
+                for what in ("train", "infer"):
+                    results[(what, mode)] = interleaved(
+                        lambda fn=calls[(what, mode)]: _timed_once(fn),
+                        lambda w=what, m=mode: worker.call(w, m),
+                        calls=args.repeats * args.rounds, warmup=3 if mode == "compiled" else 1,
+                    )  # fmt: skip
+        finally:
+            worker.close()
     load = os.getloadavg()
     print(
         f"\n{args.variant} size={args.size} batch={args.batch_size} (inference {args.inference_batch_size}) "
-        f"cameras={args.cameras} "
-        f"horizon={args.horizon} num_steps={args.num_steps} threads={args.threads} device=cpu {args.dtype} "
-        f"params={depi['params']:,} load average before={load_before[0]:.2f} after={load[0]:.2f}"
+        f"cameras={args.cameras} horizon={args.horizon} num_steps={args.num_steps} threads={args.threads} "
+        f"device=cpu {args.dtype} params={params:,} (lerobot {worker.params:,}) load average "
+        f"before={load_before[0]:.2f} after={load[0]:.2f}"
     )
-    print(
-        "lerobot runs eager; 'compiled' is depi under torch.compile (inductor), compile time and 3 warm-up calls excluded."
-    )
+    print(f"best of {args.repeats * args.rounds} calls per side, interleaved call by call; 'compiled' is torch.compile "
+          "(inductor) on both sides, compile time and 3 warm-up calls excluded.")  # fmt: skip
     print(f"{'measure':<44}{'depi':>10}{'lerobot':>10}{'lerobot / depi':>16}")
-    modes = ["eager", "compiled"] if args.compile else ["eager"]
-    for key, label in (
-        ("train_step_s", "training step, wall s"),
-        ("train_step_cpu_s", "training step, CPU s"),
-        ("inference_s", "action chunk inference, wall s"),
-        ("inference_cpu_s", "action chunk inference, CPU s"),
-    ):
-        for mode in modes:
-            ours = depi[f"{key}_{mode}"]
-            ref = f"{lerobot[key]:>10.4f}{lerobot[key] / ours:>15.2f}x" if lerobot else f"{'-':>10}{'-':>16}"
-            print(f"{label + f' ({mode})':<44}{ours:>10.4f}{ref}")
+    for what, label in (("train", "training step"), ("infer", "action chunk inference")):
+        for unit, index in (("wall s", 0), ("CPU s", 1)):
+            for mode in modes:
+                ours, ref = results[(what, mode)]["depi"][index], results[(what, mode)]["lerobot"][index]
+                print(f"{f'{label}, {unit} ({mode})':<44}{ours:>10.4f}{ref:>10.4f}{ref / ours:>15.2f}x")
 
 
 if __name__ == "__main__":

@@ -294,6 +294,8 @@ def test_crash_during_save_is_repaired_on_resume(tmp_path: Path, monkeypatch: py
     assert json.loads((root / "meta/info.json").read_text())["total_frames"] == 9
 
     resumed = DatasetWriter.resume(root)
+    assert "episode 2 ('t', started" in resumed.recovered[0], resumed.recovered
+    assert "interrupted during save_episode()" in resumed.recovered[0], resumed.recovered
     assert any("rows of an unsaved episode removed" in line for line in resumed.recovered), resumed.recovered
     assert any("video past" in line for line in resumed.recovered), resumed.recovered
     assert_consistent(root, [5, 4])

@@ -120,3 +120,23 @@ def test_baseline_rows_run_on_the_same_seeds(tmp_path: Path, capsys: pytest.Capt
 def test_compare_names_are_checked() -> None:
     with pytest.raises(ValueError, match="--compare"):
         SimEvalConfig(env=ENV, policy=EvalPolicyConfig(path="expert"), compare=["experts"])
+
+
+def test_privileged_state_follows_the_checkpoint_dataset(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from depi.eval.sim import SimEvalConfig, _privileged_state
+    from depi.sim.generate import GENERATION_PATH, GenerationResult
+
+    root = tmp_path / "metaworld_reach-v3"
+    (root / GENERATION_PATH).parent.mkdir(parents=True)
+    checkpoint = SimpleNamespace(manifest={"datasets": [{"root": str(root), "repo_id": "depi_sim/metaworld_reach-v3"}]})
+    config = SimEvalConfig(env="metaworld/reach-v3", expert=True)
+    assert not _privileged_state(config, checkpoint)  # no generation record: off
+    record = GenerationResult(root=root, env="metaworld/reach-v3", task="t", expert="e", fps=80, episode_seeds=[0],
+                              episode_lengths=[40], failed_seeds=[], packages={}, seconds=1.0,
+                              settings={"episodes": 1, "seed": 0, "image_size": 32, "privileged_state": True})  # fmt: skip
+    (root / GENERATION_PATH).write_text(json.dumps(record.to_json()))
+    assert _privileged_state(config, checkpoint)
+    assert not _privileged_state(SimEvalConfig(env="metaworld/reach-v3", expert=True, privileged_state=False), checkpoint)
+    assert not _privileged_state(config, None)

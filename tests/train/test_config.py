@@ -83,6 +83,17 @@ def test_no_arguments_is_the_demo_preset_with_demo_data() -> None:
     assert cfg.job_name == "demo" and cfg.demo_data and cfg.transforms.tokenizer_path is None
 
 
+def test_flags_without_a_dataset_apply_on_top_of_the_demo_preset() -> None:
+    cfg = parse_args(["--steps=12", "--batch_size=2"])
+    assert (cfg.job_name, cfg.demo_data, cfg.steps, cfg.batch_size) == ("demo", True, 12, 2)
+    assert cfg.policy.vision.width == 32  # the demo preset's tiny policy
+
+
+def test_a_dataset_flag_turns_the_demo_preset_off(tmp_path: Path) -> None:
+    cfg = parse_args([f"--dataset.root={tmp_path}", "--steps=12"])
+    assert not cfg.demo_data and cfg.job_name != "demo" and cfg.dataset.root == str(tmp_path)
+
+
 def test_delta_action_mask_flag() -> None:
     cfg = parse_args(["--config_path=demo", "--transforms.delta_action_mask=[true,true,false]"])
     assert cfg.transforms.delta_action_mask == [True, True, False]

@@ -182,3 +182,12 @@ def test_crash_while_saving_leaves_the_previous_checkpoint_for_resume(tmp_path: 
     resumed = _run(toy_config(run, steps=4, save_freq=2, resume=True))
     assert latest_checkpoint(run).name == "000000004" and resumed.step == 4
     assert not (run / "checkpoints" / ".tmp-000000004").exists()
+
+
+def test_new_run_rewrites_the_log_of_a_run_killed_before_its_first_checkpoint(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "loss": 9.0}) + "\n" for s in range(1, 6)))
+    _run(toy_config(run, steps=3, save_freq=3))
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]

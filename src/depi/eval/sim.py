@@ -39,7 +39,7 @@ from depi.eval.policy_runner import Checkpoint, EvalPolicyConfig, PolicyRunner, 
 from depi.eval.report import format_table, wilson_interval
 from depi.fileio import write_json
 from depi.sim.envs import EnvSpec, Observation, SimEnv, SimEnvConfig, make_env
-from depi.sim.generate import dataset_name
+from depi.sim.generate import dataset_name, read_generation
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +73,9 @@ class SimEvalConfig:
             recorded at (224 when unknown).
         max_episode_steps: per-episode step limit; None: :data:`EVAL_STEP_LIMITS` of the env (about twice the
             longest scripted-expert episode), else the env's own limit.
+        privileged_state: append the environment state to ``observation.state`` (``depi-gen-demos
+            --privileged_state=true``); None: as the checkpoint's dataset of this env was recorded (off without a
+            checkpoint, or when that dataset is not on this machine).
         progress: show a per-step progress bar within each episode (env steps/s) besides the episode bar.
         compare: more rows on the same seeds, e.g. ``--compare='[expert,random,zero]'`` (each writes its results
             under ``<output_dir>/<name>``); the summary table lists them under the policy's row.
@@ -88,6 +91,7 @@ class SimEvalConfig:
     output_dir: str | None = None
     image_size: int | None = None
     max_episode_steps: int | None = None
+    privileged_state: bool | None = None
     progress: bool = True
     compare: list[str] = field(default_factory=list)
 
@@ -190,15 +194,31 @@ def _image_size(config: SimEvalConfig, checkpoint: Checkpoint | None) -> int:
     """The camera size: the flag, else the recorded size of the checkpoint's dataset of this env, else 224."""
     if config.image_size is not None:
         return config.image_size
-    if checkpoint is not None:
+    root = _checkpoint_env_dataset(checkpoint, config.env)
+    if root is not None:
         from depi.datasets.format.meta import load_meta
 
-        for entry in checkpoint.manifest.get("datasets", []):
-            root = Path(entry["root"])
-            if root.name == dataset_name(config.env) and root.is_dir():
-                meta = load_meta(root)
-                return int(meta.features[meta.camera_keys[0]]["shape"][0])
+        meta = load_meta(root)
+        return int(meta.features[meta.camera_keys[0]]["shape"][0])
     return 224
+
+
+def _checkpoint_env_dataset(checkpoint: Checkpoint | None, env_name: str) -> Path | None:
+    """The folder of the checkpoint's training dataset of this env, if it is on this machine."""
+    for entry in checkpoint.manifest.get("datasets", []) if checkpoint is not None else []:
+        root = Path(entry["root"])
+        if root.name == dataset_name(env_name) and root.is_dir():
+            return root
+    return None
+
+
+def _privileged_state(config: SimEvalConfig, checkpoint: Checkpoint | None) -> bool:
+    """The flag, else whether the checkpoint's dataset of this env was generated with a privileged state."""
+    if config.privileged_state is not None:
+        return config.privileged_state
+    root = _checkpoint_env_dataset(checkpoint, config.env)
+    found = read_generation(root) if root is not None else None
+    return bool(found is not None and found.settings.get("privileged_state"))
 
 
 def _env_repo_id(checkpoint: Checkpoint, env_name: str) -> str:
@@ -277,9 +297,8 @@ def run_sim_eval(config: SimEvalConfig) -> dict:
         else None
     )
     output_dir = Path(config.output_dir or f"outputs/eval/sim/{dataset_name(config.env)}")
-    env_config = SimEnvConfig(
-        config.env, image_size=_image_size(config, checkpoint), max_episode_steps=config.step_limit()
-    )
+    env_config = SimEnvConfig(config.env, image_size=_image_size(config, checkpoint),
+                              max_episode_steps=config.step_limit(), privileged_state=_privileged_state(config, checkpoint))  # fmt: skip
     role = "policy" if checkpoint is not None else (config.baseline or EXPERT)
     results: list[EpisodeResult] = []
     with make_env(env_config) as env:
@@ -307,6 +326,7 @@ def run_sim_eval(config: SimEvalConfig) -> dict:
         "control_fps": None if checkpoint is None else checkpoint.control_fps,
         "n_action_steps": getattr(agent, "n_action_steps", None),
         "image_size": spec.image_size,
+        "privileged_state": env_config.privileged_state,
         "max_episode_steps": spec.max_episode_steps,
         "seed": config.seed,
         "num_episodes": len(results),

@@ -111,6 +111,8 @@ class GenerateConfig:
         max_attempts: episodes tried per dataset before giving up; None: ``2 * episodes + 2``.
         max_episode_steps: per-episode step limit; None: each env's default.
         shadows: render shadows (slower; see :class:`depi.sim.envs.SimEnvConfig`).
+        privileged_state: record ``observation.state`` with the environment state appended (object and goal
+            poses; see :class:`depi.sim.envs.SimEnvConfig`).
         video_codec: ``h264``, ``av1`` or ``hevc``.
         overwrite: replace a complete dataset at the same place (otherwise a complete one with the same settings is
             reused and one with other settings is an error).
@@ -124,6 +126,7 @@ class GenerateConfig:
     max_attempts: int | None = None
     max_episode_steps: int | None = None
     shadows: bool = False
+    privileged_state: bool = False
     video_codec: str = "h264"
     overwrite: bool = False
 
@@ -268,6 +271,7 @@ def generate_dataset(
     max_attempts: int | None = None,
     max_episode_steps: int | None = None,
     shadows: bool = False,
+    privileged_state: bool = False,
     video_codec: str = "h264",
     overwrite: bool = False,
 ) -> tuple[Path, GenerationResult | None]:
@@ -288,6 +292,7 @@ def generate_dataset(
         "image_size": image_size,
         "max_episode_steps": max_episode_steps,
         "shadows": shadows,
+        **({"privileged_state": True} if privileged_state else {}),  # absent: the settings of earlier caches
     }
     if root.exists() and not overwrite:
         found = read_generation(root)
@@ -299,14 +304,13 @@ def generate_dataset(
             f"({GENERATION_PATH}: {'absent' if found is None else found.settings}); pass --overwrite true "
             "to replace it, or another --output_dir"
         )
-    config = SimEnvConfig(
-        env_name, image_size=image_size, max_episode_steps=max_episode_steps, shadows=shadows
-    )
+    config = SimEnvConfig(env_name, image_size=image_size, max_episode_steps=max_episode_steps, shadows=shadows,
+                          privileged_state=privileged_state)  # fmt: skip
     with make_env(config) as env:
         staged = root.parent / f".{root.name}.staged" if root.exists() else root
         result = record_demos(
             env, staged, episodes=episodes, seed=seed, max_attempts=max_attempts, video_codec=video_codec,
-            settings={"max_episode_steps": max_episode_steps, "shadows": shadows},
+            settings={k: v for k, v in settings.items() if k not in ("episodes", "seed", "image_size")},
         )  # fmt: skip
     if staged != root:
         shutil.rmtree(root)
@@ -368,7 +372,8 @@ def main(argv: list[str] | None = None) -> int:
         generate_dataset(
             name, config.output_dir, episodes=count, seed=config.seed, image_size=config.image_size,
             max_attempts=config.max_attempts, max_episode_steps=config.max_episode_steps,
-            shadows=config.shadows, video_codec=config.video_codec, overwrite=config.overwrite,
+            shadows=config.shadows, privileged_state=config.privileged_state, video_codec=config.video_codec,
+            overwrite=config.overwrite,
         )
         for name, count in config.plan()
     ]  # fmt: skip

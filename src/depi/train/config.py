@@ -215,6 +215,19 @@ def resolve_preset_arg(argv: list[str]) -> list[str]:
     return resolved
 
 
+DATASET_SELECTION_FLAGS = ("dataset.root", "dataset.repo_id", "dataset.repo_ids", "dataset.num_datasets",
+                           "dataset.curated_list", "num_datasets")  # fmt: skip
+"""Flags that choose the datasets: any of them turns the default preset off (the plain config's defaults)."""
+
+
+def _uses_default_preset(argv: list[str]) -> bool:
+    if any(a.startswith("--config_path=") for a in argv):
+        return False
+    if (_flag_value(argv, "resume") or "").lower() in ("true", "1", "yes"):
+        return False
+    return not any(_flag_value(argv, flag) is not None for flag in DATASET_SELECTION_FLAGS)
+
+
 def _flag_value(argv: list[str], flag: str) -> str | None:
     values = [arg.split("=", 1)[1] for arg in argv if arg.startswith(f"--{flag}=")]
     return values[-1] if values else None
@@ -246,7 +259,9 @@ def load_policy_config(path: str | Path, overrides: list[str]) -> PolicyConfig:
 def parse_args(argv: list[str]) -> TrainConfig:
     """Parse the command line into a :class:`TrainConfig`.
 
-    No arguments at all run the embedded default, the :data:`DEFAULT_PRESET` preset. Beyond draccus' flags:
+    Without ``--config_path``, ``--resume=true`` or a dataset selection (:data:`DATASET_SELECTION_FLAGS`), the
+    flags apply on top of the embedded default, the :data:`DEFAULT_PRESET` preset (so ``depi-train --steps=50``
+    is a shorter demo run). Beyond draccus' flags:
     ``--config_path=<preset name>`` names a packaged preset; ``--policy.path=DIR``
     loads the policy config of a pretrained checkpoint (other ``--policy.*`` flags override it, LeRobot's
     convention); ``--resume=true --output_dir=RUN`` reloads the run's saved config from its latest complete
@@ -255,7 +270,10 @@ def parse_args(argv: list[str]) -> TrainConfig:
     Raises:
         FileNotFoundError: A preset, checkpoint or policy config named on the command line does not exist.
     """
-    argv = resolve_preset_arg(list(argv) or [f"--config_path={DEFAULT_PRESET}"])
+    argv = list(argv)
+    if _uses_default_preset(argv):
+        argv.insert(0, f"--config_path={DEFAULT_PRESET}")
+    argv = resolve_preset_arg(argv)
     checkpoint = None
     if (_flag_value(argv, "resume") or "").lower() in ("true", "1", "yes"):
         run_dir = _flag_value(argv, "output_dir")

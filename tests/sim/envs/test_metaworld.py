@@ -85,3 +85,20 @@ def test_cli_generates_reach_dataset(tmp_path: Path, generated_check, capsys: py
     assert result.expert.endswith("SawyerReachV3Policy") and result.packages["metaworld"]
     with make_env(SimEnvConfig("metaworld/reach-v3", image_size=32)) as env:
         generated_check(root, env.spec, result, tmp_path / "cache")
+
+
+def test_privileged_state_appends_the_environment_state(reach_env, tmp_path: Path, generated_check):
+    with make_env(SimEnvConfig("metaworld/reach-v3", image_size=32, privileged_state=True)) as env:
+        spec = env.spec
+        assert spec.state_dim == reach_env.spec.state_dim + reach_env.spec.env_state_dim
+        assert spec.state_names[-1] == f"env_state_{reach_env.spec.env_state_dim - 1}"
+        obs, plain = env.reset(seed=3), reach_env.reset(seed=3)
+        np.testing.assert_array_equal(obs[OBS_STATE], np.concatenate([plain[OBS_STATE], plain[OBS_ENV_STATE]]))
+        obs, _, _ = env.step(np.zeros(spec.action_dim))
+        assert obs[OBS_STATE].shape == (spec.state_dim,) and obs[OBS_STATE].dtype == np.float32
+    main(["--env=metaworld/reach-v3", "--episodes=1", f"--output_dir={tmp_path}", "--image_size=32",
+          "--privileged_state=true"])  # fmt: skip
+    root = tmp_path / "metaworld_reach-v3"
+    result = read_generation(root)
+    assert result.settings["privileged_state"] is True and result.success_rate == 1.0  # the expert is unaffected
+    generated_check(root, spec, result, tmp_path / "cache")

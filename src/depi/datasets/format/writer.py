@@ -76,8 +76,8 @@ EPISODE_MARKER = "episode_in_progress.json"  # under TMP_DIR while an episode is
 TIMESTAMP_TOLERANCE_S = 1e-4  # lerobot's default tolerance_s
 
 
-def _interrupted_episode(tmp: Path) -> str | None:
-    """Describe the episode a killed writer was buffering (from its marker and temp videos), or None."""
+def _interrupted_episode(tmp: Path) -> tuple[str, str] | None:
+    """The episode a killed writer was buffering (from its marker) and its deleted temp videos, or None."""
     marker, videos = tmp / EPISODE_MARKER, sorted(p.name for p in tmp.glob("*.mp4"))
     if not marker.exists() and not videos:
         return None
@@ -89,8 +89,7 @@ def _interrupted_episode(tmp: Path) -> str | None:
         )
     except (OSError, ValueError, KeyError):
         what = "an episode"
-    temp = f"; temporary videos deleted: {', '.join(videos)}" if videos else ""
-    return f"{what} was interrupted before save_episode() and is discarded, its frames were never written{temp}"
+    return what, f"; temporary videos deleted: {', '.join(videos)}" if videos else ""
 
 
 class DatasetWriter:
@@ -223,9 +222,12 @@ class DatasetWriter:
         interrupted = _interrupted_episode(root / TMP_DIR)
         writer = cls(root, repo_id or root.name, info, config)
         shutil.rmtree(root / TMP_DIR, ignore_errors=True)
+        writer._load_existing()  # reports the remains of a save that was cut short
         if interrupted:
-            writer.recovered.append(interrupted)
-        writer._load_existing()
+            what, temp = interrupted
+            when = ("during save_episode(): the part it had written is removed (below)" if writer.recovered
+                    else "before save_episode(): its frames were never written")  # fmt: skip
+            writer.recovered.insert(0, f"{what} was interrupted {when}; the episode is discarded{temp}")
         for line in writer.recovered:
             logger.warning("%s: %s", root, line)
         return writer

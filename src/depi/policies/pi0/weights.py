@@ -99,19 +99,8 @@ def map_lerobot_key(key: str, is_pi05: bool) -> str | None:
         ):
             return None
         # transformers >= 4.52 layout first, then the older one (lerobot < 0.4 checkpoints).
-        for prefix, target in (
-            ("paligemma.model.vision_tower.", None),
-            ("paligemma.model.multi_modal_projector.linear.", "multi_modal_projector."),
-            ("paligemma.model.language_model.", "language_model."),
-            ("paligemma.vision_tower.", None),
-            ("paligemma.multi_modal_projector.linear.", "multi_modal_projector."),
-            ("paligemma.language_model.model.", "language_model."),
-            ("gemma_expert.model.", "action_expert."),
-        ):
-            if rest.startswith(prefix):
-                tail = rest.removeprefix(prefix)
-                return _vision_key(tail) if target is None else target + tail
-        return key
+        mapped = _replace_prefix(rest, _LEROBOT_PREFIXES)
+        return key if mapped is None else mapped
     rest = key.removeprefix("model.")
     # Older lerobot / openpi conversions name pi0's MLP time_mlp_* and pi0.5's action_time_mlp_*.
     if is_pi05:
@@ -125,18 +114,37 @@ def map_paligemma_key(key: str, is_pi05: bool) -> str | None:
     """transformers PaliGemma key (hub 4.x layout or transformers 5 layout) -> depi key; None for ``lm_head``."""
     if key in ("lm_head.weight", "language_model.lm_head.weight"):
         return None
-    for prefix, target in (
-        ("model.vision_tower.", None),
-        ("vision_tower.", None),
-        ("model.multi_modal_projector.linear.", "multi_modal_projector."),
-        ("multi_modal_projector.linear.", "multi_modal_projector."),
-        ("model.language_model.", "language_model."),
-        ("language_model.model.", "language_model."),
-    ):
+    mapped = _replace_prefix(key, _PALIGEMMA_PREFIXES)
+    return key if mapped is None else mapped
+
+
+_LEROBOT_PREFIXES = (
+    ("paligemma.model.vision_tower.", None),
+    ("paligemma.model.multi_modal_projector.linear.", "multi_modal_projector."),
+    ("paligemma.model.language_model.", "language_model."),
+    ("paligemma.vision_tower.", None),
+    ("paligemma.multi_modal_projector.linear.", "multi_modal_projector."),
+    ("paligemma.language_model.model.", "language_model."),
+    ("gemma_expert.model.", "action_expert."),
+)
+_PALIGEMMA_PREFIXES = (
+    ("model.vision_tower.", None),
+    ("vision_tower.", None),
+    ("model.multi_modal_projector.linear.", "multi_modal_projector."),
+    ("multi_modal_projector.linear.", "multi_modal_projector."),
+    ("model.language_model.", "language_model."),
+    ("language_model.model.", "language_model."),
+)
+
+
+def _replace_prefix(key: str, table: tuple[tuple[str, str | None], ...]) -> str | None:
+    """``key`` with its first matching prefix of ``table`` replaced by the target (None: the tail is a vision
+    tower key, see :func:`_vision_key`); None when no prefix matches."""
+    for prefix, target in table:
         if key.startswith(prefix):
             tail = key.removeprefix(prefix)
             return _vision_key(tail) if target is None else target + tail
-    return key
+    return None
 
 
 def _identity(key: str, is_pi05: bool) -> str | None:

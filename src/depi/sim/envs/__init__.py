@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 
-from depi.sim.envs.base import EnvSpec, Expert, Observation, SimEnv, SimEnvConfig
+from depi.sim.envs.base import EnvSpec, Expert, Observation, PrivilegedStateEnv, SimEnv, SimEnvConfig
 
 # family -> (module, class, pip package that provides the simulator)
 _REGISTRY: dict[str, tuple[str, str, str]] = {
@@ -26,6 +26,7 @@ __all__ = [
     "EnvSpec",
     "Expert",
     "Observation",
+    "PrivilegedStateEnv",
     "SimEnv",
     "SimEnvConfig",
     "env_family",
@@ -54,7 +55,8 @@ def env_family(name: str) -> str:
 
 
 def make_env(config: SimEnvConfig) -> SimEnv:
-    """Build the adapter for ``config.name``.
+    """Build the adapter for ``config.name`` (wrapped in :class:`PrivilegedStateEnv` with
+    ``config.privileged_state``).
 
     Raises:
         ValueError: unknown env name (lists the known ones).
@@ -67,4 +69,5 @@ def make_env(config: SimEnvConfig) -> SimEnv:
         raise ModuleNotFoundError(
             f"sim env {config.name!r} needs the {package!r} package ({err.name!r} is missing): {INSTALL_HINT}"
         ) from err
-    return getattr(module, class_name)(config)
+    env = getattr(module, class_name)(config)
+    return PrivilegedStateEnv(env) if config.privileged_state else env

@@ -13,6 +13,7 @@ so a demonstration frame is ``{**observation, "action": action}`` and goes strai
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Protocol, Self
@@ -36,12 +37,17 @@ class SimEnvConfig:
         shadows: keep the scene's shadow-casting lights. Off by default: with MuJoCo's software (llvmpipe) EGL
             rendering each shadow map is one more pass over the scene and dominates the frame time (compare
             ``benchmarks/bench_sim_demos.py`` with and without ``--shadows``); physics is unchanged.
+        privileged_state: append ``observation.environment_state`` (object and goal poses, which a real robot
+            does not measure) to ``observation.state`` (S + E,), so a policy sees the scene's layout without
+            having to read it from the images (:class:`PrivilegedStateEnv`). For learning-capacity experiments
+            and debugging; a policy trained so needs the same flag in closed loop and cannot run on a real arm.
     """
 
     name: str
     image_size: int = 224
     max_episode_steps: int | None = None
     shadows: bool = False
+    privileged_state: bool = False
 
     def __post_init__(self) -> None:
         if self.image_size < 8:
@@ -201,3 +207,45 @@ class SimEnv(ABC):
         for name, image in self.render().items():
             obs[OBS_IMAGES_PREFIX + name] = image
         return obs
+
+
+ENV_STATE_NAME = "env_state_{}"
+"""Name of environment-state dim ``i`` inside a privileged ``observation.state`` (:class:`PrivilegedStateEnv`)."""
+
+
+class PrivilegedStateEnv(SimEnv):
+    """An adapter whose ``observation.state`` is the inner one's state followed by its environment state.
+
+    ``spec.state_names`` gains ``env_state_0 .. env_state_{E-1}``; everything else (actions, cameras, success,
+    the expert) is the inner adapter's. Attributes not defined here are looked up on the inner adapter.
+    """
+
+    def __init__(self, inner: SimEnv) -> None:
+        self.inner = inner
+        extra = tuple(ENV_STATE_NAME.format(i) for i in range(inner.spec.env_state_dim))
+        self.spec = dataclasses.replace(inner.spec, state_names=inner.spec.state_names + extra)
+        self.packages = inner.packages
+
+    def _privileged(self, obs: Observation) -> Observation:
+        return {**obs, OBS_STATE: np.concatenate([obs[OBS_STATE], obs[OBS_ENV_STATE]]).astype(np.float32)}
+
+    def reset(self, seed: int) -> Observation:
+        return self._privileged(self.inner.reset(seed))
+
+    def step(self, action: np.ndarray) -> tuple[Observation, bool, bool]:
+        obs, success, done = self.inner.step(action)
+        return self._privileged(obs), success, done
+
+    def render(self) -> dict[str, np.ndarray]:
+        return self.inner.render()
+
+    def make_expert(self) -> Expert:
+        return self.inner.make_expert()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __getattr__(self, name: str):  # only reached for attributes this wrapper lacks
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
