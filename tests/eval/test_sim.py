@@ -122,21 +122,28 @@ def test_compare_names_are_checked() -> None:
         SimEvalConfig(env=ENV, policy=EvalPolicyConfig(path="expert"), compare=["experts"])
 
 
-def test_privileged_state_follows_the_checkpoint_dataset(tmp_path: Path) -> None:
+def test_generation_settings_follow_the_checkpoint_dataset(tmp_path: Path) -> None:
+    """privileged_state and goal_marker default to how the checkpoint's dataset of the env was generated."""
     from types import SimpleNamespace
 
-    from depi.eval.sim import SimEvalConfig, _privileged_state
+    from depi.eval.sim import SimEvalConfig, _recorded_setting
     from depi.sim.generate import GENERATION_PATH, GenerationResult
 
     root = tmp_path / "metaworld_reach-v3"
     (root / GENERATION_PATH).parent.mkdir(parents=True)
     checkpoint = SimpleNamespace(manifest={"datasets": [{"root": str(root), "repo_id": "depi_sim/metaworld_reach-v3"}]})
     config = SimEvalConfig(env="metaworld/reach-v3", expert=True)
-    assert not _privileged_state(config, checkpoint)  # no generation record: off
+    assert not _recorded_setting(config, checkpoint, "privileged_state", False)  # no generation record: off
+    assert _recorded_setting(config, checkpoint, "goal_marker", True)  # unknown: the default
     record = GenerationResult(root=root, env="metaworld/reach-v3", task="t", expert="e", fps=80, episode_seeds=[0],
                               episode_lengths=[40], failed_seeds=[], packages={}, seconds=1.0,
                               settings={"episodes": 1, "seed": 0, "image_size": 32, "privileged_state": True})  # fmt: skip
     (root / GENERATION_PATH).write_text(json.dumps(record.to_json()))
-    assert _privileged_state(config, checkpoint)
-    assert not _privileged_state(SimEvalConfig(env="metaworld/reach-v3", expert=True, privileged_state=False), checkpoint)
-    assert not _privileged_state(config, None)
+    assert _recorded_setting(config, checkpoint, "privileged_state", False)
+    # A record without goal_marker was generated before the marker existed: evaluate without it too.
+    assert not _recorded_setting(config, checkpoint, "goal_marker", True)
+    explicit = SimEvalConfig(env="metaworld/reach-v3", expert=True, privileged_state=False, goal_marker=True)
+    assert not _recorded_setting(explicit, checkpoint, "privileged_state", False)
+    assert _recorded_setting(explicit, checkpoint, "goal_marker", True)
+    assert not _recorded_setting(config, None, "privileged_state", False)
+    assert _recorded_setting(config, None, "goal_marker", True)

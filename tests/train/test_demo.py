@@ -13,13 +13,22 @@ from depi.train.demo import DEMO_TOKENIZER, prepare_demo_data
 from tests.datasets.factories import make_lerobot_dataset
 
 
-@pytest.fixture
-def fake_generation(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    """Stand in for the simulators: one factory-written dataset per call, recording the roots asked for."""
-    calls: list[Path] = []
+class Calls(list):
+    """The roots asked for, in order; ``settings`` holds each call's envs, episodes and image size."""
 
-    def ensure(cache_dir):
+    def __init__(self) -> None:
+        super().__init__()
+        self.settings: list[dict] = []
+
+
+@pytest.fixture
+def fake_generation(monkeypatch: pytest.MonkeyPatch) -> Calls:
+    """Stand in for the simulators: one factory-written dataset per call, recording the roots asked for."""
+    calls = Calls()
+
+    def ensure(cache_dir, *, envs=None, episodes=None, image_size=224):
         calls.append(Path(cache_dir))
+        calls.settings.append({"envs": envs, "episodes": episodes, "image_size": image_size})
         return [make_lerobot_dataset(Path(cache_dir) / "toy", version="v3.0", episode_lengths=(5,))]
 
     monkeypatch.setattr(depi.sim.generate, "ensure_demo_mixture", ensure)
@@ -36,6 +45,17 @@ def test_demo_data_generates_and_trains_a_tokenizer_on_the_tasks(tmp_path: Path,
     assert sp.bos_id() == 2 and sp.eos_id() == 1 and sp.pad_id() == 0  # PaliGemma's special ids
     pieces = sp.encode("pick up the cube", out_type=str)
     assert len(pieces) < len("pick up the cube") / 2  # the task was in the corpus: whole-word pieces
+
+
+def test_demo_small_preset_generates_its_envs(tmp_path: Path, fake_generation) -> None:
+    cfg = parse_args(["--config_path=demo_small", f"--dataset.root={tmp_path / 'small'}"])
+    prepare_demo_data(cfg)
+    assert fake_generation == [tmp_path / "small"]
+    assert fake_generation.settings == [{
+        "envs": ["so101_pick_place", "metaworld/reach-v3", "metaworld/pick-place-v3"],
+        "episodes": 30,
+        "image_size": 96,
+    }]  # fmt: skip
 
 
 def test_demo_data_off_or_tokenizer_given_is_left_alone(tmp_path: Path, fake_generation) -> None:

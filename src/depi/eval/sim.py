@@ -76,6 +76,9 @@ class SimEvalConfig:
         privileged_state: append the environment state to ``observation.state`` (``depi-gen-demos
             --privileged_state=true``); None: as the checkpoint's dataset of this env was recorded (off without a
             checkpoint, or when that dataset is not on this machine).
+        goal_marker: draw the goal in the images where the scene does not show it (``SimEnvConfig.goal_marker``);
+            None: as the checkpoint's dataset of this env was recorded (datasets generated before the marker
+            existed have none), on when that is unknown.
         progress: show a per-step progress bar within each episode (env steps/s) besides the episode bar.
         compare: more rows on the same seeds, e.g. ``--compare='[expert,random,zero]'`` (each writes its results
             under ``<output_dir>/<name>``); the summary table lists them under the policy's row.
@@ -92,6 +95,7 @@ class SimEvalConfig:
     image_size: int | None = None
     max_episode_steps: int | None = None
     privileged_state: bool | None = None
+    goal_marker: bool | None = None
     progress: bool = True
     compare: list[str] = field(default_factory=list)
 
@@ -212,13 +216,15 @@ def _checkpoint_env_dataset(checkpoint: Checkpoint | None, env_name: str) -> Pat
     return None
 
 
-def _privileged_state(config: SimEvalConfig, checkpoint: Checkpoint | None) -> bool:
-    """The flag, else whether the checkpoint's dataset of this env was generated with a privileged state."""
-    if config.privileged_state is not None:
-        return config.privileged_state
+def _recorded_setting(config: SimEvalConfig, checkpoint: Checkpoint | None, name: str, unknown: bool) -> bool:
+    """The flag ``name`` if given, else how the checkpoint's dataset of this env was generated (a setting its
+    sidecar lacks was off), else ``unknown`` (no checkpoint, or its dataset is not on this machine)."""
+    flag = getattr(config, name)
+    if flag is not None:
+        return flag
     root = _checkpoint_env_dataset(checkpoint, config.env)
     found = read_generation(root) if root is not None else None
-    return bool(found is not None and found.settings.get("privileged_state"))
+    return bool(found.settings.get(name, False)) if found is not None else unknown
 
 
 def _env_repo_id(checkpoint: Checkpoint, env_name: str) -> str:
@@ -298,7 +304,9 @@ def run_sim_eval(config: SimEvalConfig) -> dict:
     )
     output_dir = Path(config.output_dir or f"outputs/eval/sim/{dataset_name(config.env)}")
     env_config = SimEnvConfig(config.env, image_size=_image_size(config, checkpoint),
-                              max_episode_steps=config.step_limit(), privileged_state=_privileged_state(config, checkpoint))  # fmt: skip
+                              max_episode_steps=config.step_limit(),
+                              privileged_state=_recorded_setting(config, checkpoint, "privileged_state", False),
+                              goal_marker=_recorded_setting(config, checkpoint, "goal_marker", True))  # fmt: skip
     role = "policy" if checkpoint is not None else (config.baseline or EXPERT)
     results: list[EpisodeResult] = []
     with make_env(env_config) as env:
@@ -327,6 +335,7 @@ def run_sim_eval(config: SimEvalConfig) -> dict:
         "n_action_steps": getattr(agent, "n_action_steps", None),
         "image_size": spec.image_size,
         "privileged_state": env_config.privileged_state,
+        "goal_marker": env_config.goal_marker,
         "max_episode_steps": spec.max_episode_steps,
         "seed": config.seed,
         "num_episodes": len(results),

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 import depi
 from depi.datasets.format.writer import DatasetWriter
-from depi.sim.envs import SimEnv, SimEnvConfig, env_family, make_env
+from depi.sim.envs import GOAL_MARKER_FAMILIES, SimEnv, SimEnvConfig, env_family, make_env
 from depi.sim.rollout import rollout
 
 logger = logging.getLogger(__name__)
@@ -113,6 +113,8 @@ class GenerateConfig:
         shadows: render shadows (slower; see :class:`depi.sim.envs.SimEnvConfig`).
         privileged_state: record ``observation.state`` with the environment state appended (object and goal
             poses; see :class:`depi.sim.envs.SimEnvConfig`).
+        goal_marker: draw the goal in the images where the scene does not show it (SO-101 pick-place; see
+            :class:`depi.sim.envs.SimEnvConfig`).
         video_codec: ``h264``, ``av1`` or ``hevc``.
         overwrite: replace a complete dataset at the same place (otherwise a complete one with the same settings is
             reused and one with other settings is an error).
@@ -127,6 +129,7 @@ class GenerateConfig:
     max_episode_steps: int | None = None
     shadows: bool = False
     privileged_state: bool = False
+    goal_marker: bool = True
     video_codec: str = "h264"
     overwrite: bool = False
 
@@ -272,6 +275,7 @@ def generate_dataset(
     max_episode_steps: int | None = None,
     shadows: bool = False,
     privileged_state: bool = False,
+    goal_marker: bool = True,
     video_codec: str = "h264",
     overwrite: bool = False,
 ) -> tuple[Path, GenerationResult | None]:
@@ -292,7 +296,9 @@ def generate_dataset(
         "image_size": image_size,
         "max_episode_steps": max_episode_steps,
         "shadows": shadows,
-        **({"privileged_state": True} if privileged_state else {}),  # absent: the settings of earlier caches
+        # absent: the settings of earlier caches (no privileged state, no goal marker)
+        **({"privileged_state": True} if privileged_state else {}),
+        **({"goal_marker": True} if goal_marker and env_family(env_name) in GOAL_MARKER_FAMILIES else {}),
     }
     if root.exists() and not overwrite:
         found = read_generation(root)
@@ -305,7 +311,7 @@ def generate_dataset(
             "to replace it, or another --output_dir"
         )
     config = SimEnvConfig(env_name, image_size=image_size, max_episode_steps=max_episode_steps, shadows=shadows,
-                          privileged_state=privileged_state)  # fmt: skip
+                          privileged_state=privileged_state, goal_marker=goal_marker)  # fmt: skip
     with make_env(config) as env:
         staged = root.parent / f".{root.name}.staged" if root.exists() else root
         result = record_demos(
@@ -320,25 +326,34 @@ def generate_dataset(
 
 
 def ensure_demo_mixture(
-    cache_dir: str | Path, *, episodes: int | None = None, seed: int = 0, image_size: int = 224
+    cache_dir: str | Path,
+    *,
+    envs: list[str] | None = None,
+    episodes: int | None = None,
+    seed: int = 0,
+    image_size: int = 224,
 ) -> list[Path]:
     """Roots of the demo mixture's datasets under ``cache_dir``, generating those not there yet.
 
     Args:
-        cache_dir: folder of the datasets (one per entry of ``DEMO_MIXTURE``).
-        episodes: successful episodes per dataset; None for ``DEMO_MIXTURE``'s counts.
+        cache_dir: folder of the datasets (one per env).
+        envs: env names to generate; None for every entry of ``DEMO_MIXTURE``.
+        episodes: successful episodes per dataset; None for ``DEMO_MIXTURE``'s counts (10 for an env outside it).
         seed, image_size: as in :class:`GenerateConfig`.
 
     Raises:
         FileExistsError: a dataset folder there was generated with other settings.
+        ValueError: an unknown env name.
         ModuleNotFoundError: a simulator package is missing (names it and the install command).
     """
-    config = GenerateConfig(
-        env=ALL, episodes=episodes, output_dir=Path(cache_dir), seed=seed, image_size=image_size
+    plan = (
+        GenerateConfig(env=ALL, episodes=episodes).plan()
+        if envs is None
+        else [p for env in envs for p in GenerateConfig(env=env, episodes=episodes).plan()]
     )
     return [
         generate_dataset(name, cache_dir, episodes=count, seed=seed, image_size=image_size)[0]
-        for name, count in config.plan()
+        for name, count in plan
     ]
 
 
@@ -372,7 +387,8 @@ def main(argv: list[str] | None = None) -> int:
         generate_dataset(
             name, config.output_dir, episodes=count, seed=config.seed, image_size=config.image_size,
             max_attempts=config.max_attempts, max_episode_steps=config.max_episode_steps,
-            shadows=config.shadows, privileged_state=config.privileged_state, video_codec=config.video_codec,
+            shadows=config.shadows, privileged_state=config.privileged_state, goal_marker=config.goal_marker,
+            video_codec=config.video_codec,
             overwrite=config.overwrite,
         )
         for name, count in config.plan()

@@ -135,6 +135,10 @@ class TrainConfig:
         resume: Continue the run in ``output_dir`` from its latest complete checkpoint.
         demo_data: Generate the bundled demo mixture into ``dataset.root`` on first use (and a demo tokenizer
             when ``transforms.tokenizer_path`` is unset); see :mod:`depi.train.demo`.
+        demo_envs: With ``demo_data``, the sim envs to generate (e.g. ``'[metaworld/reach-v3]'``); None: the
+            demo mixture's five (``depi.sim.generate.DEMO_MIXTURE``).
+        demo_episodes: With ``demo_data``, successful episodes per env; None: each env's count in the mixture.
+        demo_image_size: With ``demo_data``, the side of the rendered camera images in pixels.
         wandb: Weights & Biases settings.
     """
 
@@ -163,6 +167,9 @@ class TrainConfig:
     output_dir: str | None = None
     resume: bool = False
     demo_data: bool = False
+    demo_envs: list[str] | None = None
+    demo_episodes: int | None = None
+    demo_image_size: int = 224
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "steps", "gradient_accumulation_steps", "save_freq", "log_freq", "keep_last"):

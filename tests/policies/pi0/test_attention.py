@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 import torch
 
-from depi.constants import ACTIONS, IMAGE, LEFT_WRIST_CAMERA, STATE, TOKENIZED_PROMPT, TOKENIZED_PROMPT_MASK
+from depi.constants import (
+    ACTIONS,
+    IMAGE,
+    IMAGE_MASK,
+    LEFT_WRIST_CAMERA,
+    STATE,
+    TOKENIZED_PROMPT,
+    TOKENIZED_PROMPT_MASK,
+)
 from depi.policies.pi0 import PI0Policy, make_config
 from depi.policies.pi0.model import make_attention_mask
 
@@ -54,6 +64,39 @@ def test_masked_camera_and_padding_do_not_change_outputs(make_batch) -> None:
     out = policy.sample_actions(visible, noise=noise)
     assert not torch.allclose(out[0], actions[0])
     torch.testing.assert_close(out[1], actions[1])
+
+
+def test_camera_masked_in_the_whole_batch_is_not_embedded(make_batch) -> None:
+    """A slot no sample shows is left out of the prefix: same loss, gradients and actions, one SigLIP pass less."""
+    torch.manual_seed(0)
+    policy = PI0Policy(make_config("tiny"))
+    batch = make_batch(policy.config, batch_size=2)
+    batch[IMAGE_MASK] = {**batch[IMAGE_MASK], LEFT_WRIST_CAMERA: torch.zeros(2, dtype=torch.bool)}
+    noise, time = torch.randn(2, 10, 32), torch.tensor([0.2, 0.7])
+    calls = []
+    hook = policy.vision_tower.register_forward_hook(lambda _m, args, _out: calls.append(args[0].shape[0]))
+    prefix, valid = policy.embed_prefix(batch)
+    assert calls == [2] and prefix.shape[1] == policy.config.vision.num_tokens + batch[TOKENIZED_PROMPT].shape[1]
+
+    def run(model_batch):
+        policy.zero_grad()
+        loss, _ = policy.compute_loss(model_batch, noise=noise, time=time)
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in policy.named_parameters() if p.grad is not None}
+
+    loss, grads = run(batch)
+    # the same batch with the wrist slot forced through SigLIP (what a mixed batch does)
+    with patch("depi.policies.pi0.model._visible_cameras", lambda images, masks: list(images)):
+        calls.clear()
+        full_loss, full_grads = run(batch)
+        assert calls == [4]
+        full_actions = policy.eval().sample_actions(batch, noise=noise)
+    hook.remove()
+    torch.testing.assert_close(loss, full_loss)
+    assert grads.keys() == full_grads.keys()
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, full_grads[name], atol=1e-6, rtol=1e-5, msg=name)
+    torch.testing.assert_close(policy.sample_actions(batch, noise=noise), full_actions)
 
 
 def test_prefix_does_not_see_state_or_actions(make_batch) -> None:

