@@ -75,7 +75,9 @@ def _visible_cameras(images: dict[str, torch.Tensor], masks: dict[str, torch.Ten
 
     A slot masked out for the whole batch (a robot without a wrist camera: openpi and lerobot feed a black image
     and mask its tokens) adds only tokens no query attends to and no rotary position, so leaving it out changes
-    no output beyond float rounding and saves its SigLIP pass and its share of the prefix attention.
+    no output beyond float rounding and saves its SigLIP pass and its share of the prefix attention
+    (``benchmarks/bench_camera_slots.py``). The check reads each mask's values: on a GPU, eager, that is one
+    host sync per step.
     """
     names = list(images)
     if torch.compiler.is_compiling():
