@@ -39,3 +39,18 @@ def test_mixture_is_generated_once_then_reused(tmp_path: Path):
     assert {
         root: (root / GENERATION_PATH).stat().st_mtime_ns for root in roots
     } == markers  # nothing regenerated
+
+
+@pytest.mark.skipif(importlib.util.find_spec("metaworld") is None, reason="metaworld not installed")
+def test_privileged_demo_data_records_the_scene_state(tmp_path: Path):
+    """``ensure_demo_mixture(privileged_state=True)`` (``depi-train --demo_privileged_state``) records the
+    object and goal poses after the proprioception, and a plain request does not reuse that dataset."""
+    import json
+
+    (root,) = ensure_demo_mixture(tmp_path, envs=["metaworld/reach-v3"], episodes=1, image_size=32,
+                                  privileged_state=True)  # fmt: skip
+    assert read_generation(root).settings["privileged_state"] is True
+    state = json.loads((root / INFO_PATH).read_text())["features"]["observation.state"]
+    assert state["shape"][0] > 4  # 4 proprioceptive dims (hand xyz + gripper) + the scene's poses
+    with pytest.raises(FileExistsError):
+        ensure_demo_mixture(tmp_path, envs=["metaworld/reach-v3"], episodes=1, image_size=32)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,8 @@ from tests.train.train_toys import ToyFlowPolicy, make_toy_data, toy_config
 
 @pytest.mark.parametrize(
     ("preset", "policy_preset", "overrides"),
-    [("demo", "tiny", {}), ("pi05_lora", "pi05_lora", {"action_horizon": 10}),
+    [("demo", "tiny", {"vlm": replace(make_config("tiny").vlm, vocab_size=1024)}),  # sized to its tokenizer
+     ("pi05_lora", "pi05_lora", {"action_horizon": 10}),
      ("pi0_bridge_finetune", "pi0", {"action_horizon": 16}), ("pi0_so100_mixture", "pi0", {})],
 )
 def test_presets_build_the_named_policy(preset: str, policy_preset: str, overrides: dict) -> None:

@@ -26,9 +26,11 @@ def fake_generation(monkeypatch: pytest.MonkeyPatch) -> Calls:
     """Stand in for the simulators: one factory-written dataset per call, recording the roots asked for."""
     calls = Calls()
 
-    def ensure(cache_dir, *, envs=None, episodes=None, image_size=224):
+    def ensure(cache_dir, *, envs=None, episodes=None, image_size=224, privileged_state=False):
         calls.append(Path(cache_dir))
-        calls.settings.append({"envs": envs, "episodes": episodes, "image_size": image_size})
+        calls.settings.append(
+            {"envs": envs, "episodes": episodes, "image_size": image_size, "privileged_state": privileged_state}
+        )
         return [make_lerobot_dataset(Path(cache_dir) / "toy", version="v3.0", episode_lengths=(5,))]
 
     monkeypatch.setattr(depi.sim.generate, "ensure_demo_mixture", ensure)
@@ -55,6 +57,7 @@ def test_demo_small_preset_generates_its_envs(tmp_path: Path, fake_generation) -
         "envs": ["so101_pick_place", "metaworld/reach-v3", "metaworld/pick-place-v3"],
         "episodes": 30,
         "image_size": 96,
+        "privileged_state": False,
     }]  # fmt: skip
 
 
@@ -70,3 +73,16 @@ def test_demo_data_needs_a_root() -> None:
     cfg = parse_args(["--config_path=demo", "--dataset.root=null"])
     with pytest.raises(ValueError, match="--dataset.root"):
         prepare_demo_data(cfg)
+
+
+def test_demo_state_preset_generates_privileged_data_for_its_vision_size(tmp_path: Path, fake_generation) -> None:
+    cfg = parse_args(["--config_path=demo_state", f"--dataset.root={tmp_path / 'state'}"])
+    prepare_demo_data(cfg)
+    assert fake_generation.settings == [{
+        "envs": ["so101_pick_place", "metaworld/reach-v3", "metaworld/pick-place-v3"],
+        "episodes": 50,
+        "image_size": 64,
+        "privileged_state": True,
+    }]  # fmt: skip
+    assert cfg.policy.vision.image_size == 56 and cfg.transforms.clip_quantiles
+    assert cfg.optim.decay_steps == cfg.steps

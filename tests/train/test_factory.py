@@ -9,7 +9,8 @@ import torch
 
 from depi.policies.pi0 import PI0Policy, make_config
 from depi.train.config import parse_args
-from depi.train.factory import build_policy, transforms_config
+from depi.train.factory import build_policy, check_vocabulary, transforms_config
+from tests.helpers.tokenizer import make_tiny_sentencepiece
 
 
 def test_policy_path_fine_tunes_from_the_saved_weights(tmp_path: Path) -> None:
@@ -37,3 +38,11 @@ def test_transforms_follow_the_policy_and_the_recipe(tmp_path: Path) -> None:
 def test_missing_tokenizer_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="tokenizer_path"):
         transforms_config(parse_args(["--config_path=pi05_lora"]))
+
+
+def test_tokenizer_must_fit_the_token_embedding(tmp_path: Path) -> None:
+    tokenizer = f"--transforms.tokenizer_path={make_tiny_sentencepiece(tmp_path / 'tok.model', vocab_size=300)}"
+    check_vocabulary(parse_args(["--config_path=demo", tokenizer]))  # 300 pieces, 1024 rows
+    assert parse_args(["--config_path=demo", tokenizer]).policy.vlm.vocab_size == 1024
+    with pytest.raises(ValueError, match=r"300 pieces.*--policy.vlm.vocab_size=256.*at least 300"):
+        check_vocabulary(parse_args(["--config_path=demo", tokenizer, "--policy.vlm.vocab_size=256"]))

@@ -60,3 +60,26 @@ def test_depi_train_on_two_datasets_then_resume(tmp_path: Path, mixture_root: Pa
     policy = PI0Policy.from_pretrained(checkpoint / "model")
     assert policy.config.action_horizon == 4
     assert (run / "loss_lr.png").is_file()
+
+
+def test_images_are_resized_to_the_vision_towers_size(tmp_path: Path, mixture_root: Path) -> None:
+    """A policy with a 56-px vision tower trains on 48 x 64 recordings, and the checkpoint's runner feeds it
+    56-px images (4 x 4 patches per camera) at inference."""
+    from depi.eval.policy_runner import PolicyRunner, load_checkpoint
+
+    run = tmp_path / "run56"
+    main([
+        "--config_path=demo", "--demo_data=false", f"--dataset.root={mixture_root}",
+        f"--transforms.tokenizer_path={make_tiny_sentencepiece(tmp_path / 'tok' / 'tokenizer.model')}",
+        "--policy.vision.image_size=56", "--policy.action_horizon=4", "--policy.max_token_len=24",
+        "--batch_size=2", "--num_workers=0", "--steps=1", "--save_freq=1", f"--output_dir={run}",
+    ])
+    checkpoint = load_checkpoint(run)
+    assert checkpoint.policy.config.vision.image_size == 56
+    resize = next(t for t in checkpoint.transforms.inputs.transforms if type(t).__name__ == "ResizeImages")
+    assert (resize.height, resize.width) == (56, 56)
+    runner = PolicyRunner(checkpoint, checkpoint.bind_dataset(mixture_root / "alice/so100_front"), seed=0)
+    rgb = torch.randint(0, 256, (48, 64, 3), dtype=torch.uint8).numpy()
+    chunk = runner.infer({"observation.state": torch.zeros(6).numpy(), "observation.images.front": rgb,
+                          "task": "pick the cube"})
+    assert chunk["actions"].shape == (4, 6) and torch.isfinite(torch.from_numpy(chunk["actions"])).all()

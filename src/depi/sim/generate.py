@@ -332,6 +332,7 @@ def ensure_demo_mixture(
     episodes: int | None = None,
     seed: int = 0,
     image_size: int = 224,
+    privileged_state: bool = False,
 ) -> list[Path]:
     """Roots of the demo mixture's datasets under ``cache_dir``, generating those not there yet.
 
@@ -339,7 +340,7 @@ def ensure_demo_mixture(
         cache_dir: folder of the datasets (one per env).
         envs: env names to generate; None for every entry of ``DEMO_MIXTURE``.
         episodes: successful episodes per dataset; None for ``DEMO_MIXTURE``'s counts (10 for an env outside it).
-        seed, image_size: as in :class:`GenerateConfig`.
+        seed, image_size, privileged_state: as in :class:`GenerateConfig`.
 
     Raises:
         FileExistsError: a dataset folder there was generated with other settings.
@@ -352,7 +353,9 @@ def ensure_demo_mixture(
         else [p for env in envs for p in GenerateConfig(env=env, episodes=episodes).plan()]
     )
     return [
-        generate_dataset(name, cache_dir, episodes=count, seed=seed, image_size=image_size)[0]
+        generate_dataset(
+            name, cache_dir, episodes=count, seed=seed, image_size=image_size, privileged_state=privileged_state
+        )[0]
         for name, count in plan
     ]
 

@@ -139,6 +139,8 @@ class TrainConfig:
             demo mixture's five (``depi.sim.generate.DEMO_MIXTURE``).
         demo_episodes: With ``demo_data``, successful episodes per env; None: each env's count in the mixture.
         demo_image_size: With ``demo_data``, the side of the rendered camera images in pixels.
+        demo_privileged_state: With ``demo_data``, record ``observation.state`` with the simulator's object and
+            goal poses appended (``depi-gen-demos --privileged_state``; docs/simulation.md).
         wandb: Weights & Biases settings.
     """
 
@@ -170,6 +172,7 @@ class TrainConfig:
     demo_envs: list[str] | None = None
     demo_episodes: int | None = None
     demo_image_size: int = 224
+    demo_privileged_state: bool = False
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "steps", "gradient_accumulation_steps", "save_freq", "log_freq", "keep_last"):

@@ -36,7 +36,7 @@ def prepare_demo_data(cfg):
         ValueError: ``demo_data`` is set but ``dataset.root`` is not.
         ModuleNotFoundError: a simulator package is missing (the message names the install command).
         FileExistsError: a dataset folder in ``dataset.root`` was generated with other settings (other
-            ``demo_episodes`` or ``demo_image_size``): the message names it and the fix.
+            ``demo_episodes``, ``demo_image_size`` or ``demo_privileged_state``): the message names it and the fix.
     """
     if not cfg.demo_data:
         return cfg
@@ -47,7 +47,8 @@ def prepare_demo_data(cfg):
     root = Path(cfg.dataset.root)
     logger.info("Demo mixture in %s (generated on first use, then reused).", root)
     roots = ensure_demo_mixture(
-        root, envs=cfg.demo_envs, episodes=cfg.demo_episodes, image_size=cfg.demo_image_size
+        root, envs=cfg.demo_envs, episodes=cfg.demo_episodes, image_size=cfg.demo_image_size,
+        privileged_state=cfg.demo_privileged_state,
     )
     if cfg.transforms.tokenizer_path:
         return cfg

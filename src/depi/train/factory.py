@@ -25,6 +25,7 @@ from depi.train.config import TrainConfig
 from depi.transforms.base import TransformGroup
 from depi.transforms.norm_stats import NormStats
 from depi.transforms.pipeline import TransformsConfig, make_pipeline
+from depi.transforms.tokenize import load_sentencepiece
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,8 @@ class MixtureTrainData:
 
 
 def transforms_config(cfg: TrainConfig) -> TransformsConfig:
-    """The transform pipeline settings of a run (model type from the policy, the rest from ``--transforms``).
+    """The transform pipeline settings of a run (model type and image size from the policy, the rest from
+    ``--transforms``): images are resized-with-pad to the vision tower's ``image_size``.
 
     Raises:
         ValueError: ``--transforms.tokenizer_path`` is not set.
@@ -89,7 +91,30 @@ def transforms_config(cfg: TrainConfig) -> TransformsConfig:
         clip_quantiles=spec.clip_quantiles,
         max_token_len=cfg.policy.max_token_len,
         delta_action_mask=None if spec.delta_action_mask is None else tuple(spec.delta_action_mask),
+        image_height=cfg.policy.vision.image_size,
+        image_width=cfg.policy.vision.image_size,
     )
+
+
+def check_vocabulary(cfg: TrainConfig) -> None:
+    """Refuse a tokenizer with more pieces than the policy's token embedding has rows.
+
+    The small CPU presets size the embedding to their small tokenizer (``vlm.vocab_size: 1024``) instead of
+    PaliGemma's 257,152 rows: AdamW otherwise spends most of a tiny model's step updating rows no prompt uses.
+
+    Raises:
+        ValueError: the tokenizer's piece count exceeds ``--policy.vlm.vocab_size`` (names both and the fix).
+        FileNotFoundError: ``--transforms.tokenizer_path`` does not exist.
+    """
+    path = transforms_config(cfg).tokenizer_path
+    pieces = load_sentencepiece(path).get_piece_size()
+    rows = cfg.policy.vlm.vocab_size
+    if pieces > rows:
+        raise ValueError(
+            f"--transforms.tokenizer_path={path} has {pieces} pieces but the policy's token embedding has "
+            f"--policy.vlm.vocab_size={rows} rows: set --policy.vlm.vocab_size to at least {pieces} "
+            "(257152 for PaliGemma's tokenizer)."
+        )
 
 
 def build_train_data(cfg: TrainConfig, run_dir: Path, accelerator) -> MixtureTrainData:
@@ -101,9 +126,11 @@ def build_train_data(cfg: TrainConfig, run_dir: Path, accelerator) -> MixtureTra
     ``depi-eval offline`` uses as its test split.
 
     Raises:
-        RuntimeError / ValueError / FileNotFoundError: from the mixture (too few usable datasets, bad selection)
-            or the transforms (missing tokenizer, stats without quantiles in quantile mode).
+        RuntimeError / ValueError / FileNotFoundError: from the mixture (too few usable datasets, bad selection),
+            :func:`check_vocabulary` or the transforms (missing tokenizer, stats without quantiles in quantile
+            mode).
     """
+    check_vocabulary(cfg)
     with accelerator.main_process_first():
         mixture = MultiLeRobotDataset(cfg.dataset, verbose=accelerator.is_main_process)
         delta = None
