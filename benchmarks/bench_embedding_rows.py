@@ -4,9 +4,9 @@ token embedding sized to the small demo tokenizer (``vlm.vocab_size: 1024``) vs 
 With widths of 32, PaliGemma's embedding is 8.2 M of the tiny model's 8.4 M parameters: the forward only looks
 up a few rows, but AdamW updates every row each step (its gradient is dense, zero outside the used rows). The
 full-size side is also timed with ``torch.optim.AdamW(fused=True)``, its fastest CPU setting. Same weights
-(the 1024 rows are the first rows of the full table), same batch, one visible camera of three (a Meta-World or
-SO-101 sample, the ``demo_state`` preset's 56-px tower), float32, calls interleaved one by one so machine load
-hits every side alike, at the same torch thread count (:func:`depi.threads.configure_threads`). Prints the
+(the 1024 rows are the first rows of the full table), the same batch as ``bench_camera_slots.py`` with one visible
+camera of three (a Meta-World or SO-101 sample, the ``demo_state`` preset's 56-px tower), float32, calls
+interleaved one by one so machine load hits every side alike, at the same torch thread count (:func:`depi.threads.configure_threads`). Prints the
 minimum time per side and its ratio to the 1024-row step (> 1: the sized embedding is faster), and checks the
 losses agree.
 
@@ -25,37 +25,12 @@ import time
 
 import torch
 
-from depi.constants import (
-    ACTION_DIM_MASK,
-    ACTION_IS_PAD,
-    ACTIONS,
-    CAMERA_SLOTS,
-    IMAGE,
-    IMAGE_MASK,
-    STATE,
-    TOKENIZED_PROMPT,
-    TOKENIZED_PROMPT_MASK,
-)
+from bench_camera_slots import make_batch  # the same canonical batch, one camera of three visible
+from depi.constants import ACTIONS
 from depi.policies.pi0 import PI0Policy
 from depi.policies.pi0.config import PALIGEMMA_VOCAB_SIZE
 from depi.threads import configure_threads
 from depi.train.config import parse_args
-
-
-def make_batch(policy: PI0Policy, batch_size: int) -> dict:
-    cfg, g = policy.config, torch.Generator().manual_seed(0)
-    side = cfg.vision.image_size
-    return {
-        IMAGE: {s: torch.randint(0, 256, (batch_size, 3, side, side), generator=g, dtype=torch.uint8)
-                for s in CAMERA_SLOTS},  # fmt: skip
-        IMAGE_MASK: {s: torch.full((batch_size,), i == 0) for i, s in enumerate(CAMERA_SLOTS)},
-        TOKENIZED_PROMPT: torch.randint(0, 300, (batch_size, 48), generator=g),
-        TOKENIZED_PROMPT_MASK: torch.arange(48)[None].expand(batch_size, 48) < 12,
-        STATE: torch.randn(batch_size, cfg.state_dim, generator=g),
-        ACTIONS: torch.randn(batch_size, cfg.action_horizon, cfg.action_dim, generator=g),
-        ACTION_DIM_MASK: torch.arange(cfg.action_dim)[None].expand(batch_size, cfg.action_dim) < 4,
-        ACTION_IS_PAD: torch.zeros(batch_size, cfg.action_horizon, dtype=torch.bool),
-    }
 
 
 def make_sides(preset: str) -> dict[str, tuple[PI0Policy, torch.optim.Optimizer]]:
@@ -83,7 +58,7 @@ def main() -> None:
     args = parser.parse_args()
     threads = configure_threads()
     sides = make_sides(args.preset)
-    batch = make_batch(next(iter(sides.values()))[0], args.batch_size)
+    batch = make_batch(next(iter(sides.values()))[0], args.batch_size, visible=1)
     noise = torch.randn_like(batch[ACTIONS])
     time_ = torch.full((args.batch_size,), 0.5)
 
