@@ -41,7 +41,7 @@ def assert_recorded(root: Path, episodes: int) -> list[dict]:
 def test_sim_robot_has_lerobots_robot_interface() -> None:
     pytest.importorskip("lerobot_env_so101", reason="the SO-101 simulator is not installed")
     robot = SimRobot("sim_so101", image_size=IMAGE_SIZE)
-    assert robot.observation_features["observation.state"]["shape"] == (14,)
+    assert robot.observation_features["observation.state"]["shape"] == (16,)
     assert robot.observation_features["observation.images.front"]["shape"] == (IMAGE_SIZE, IMAGE_SIZE, 3)
     assert robot.action_features["action"]["shape"] == (4,) and not robot.is_connected
     robot.connect()

@@ -147,6 +147,8 @@ def test_complete_dataset_is_reused_and_mismatch_refused(tmp_path: Path):
     sidecar = json.loads((root / GENERATION_PATH).read_text())
     sidecar["env"] = name  # stand in for a real Meta-World generation with the same settings
     sidecar["settings"]["image_size"] = 224
+    with make_env(SimEnvConfig(name, image_size=16)) as real:
+        sidecar["expert"] = real.make_expert().name
     (root / GENERATION_PATH).write_text(json.dumps(sidecar))
 
     reused_root, result = generate_dataset(name, tmp_path, episodes=1, seed=0, image_size=224)
@@ -154,6 +156,10 @@ def test_complete_dataset_is_reused_and_mismatch_refused(tmp_path: Path):
     assert "reused" in summary_table([(reused_root, result)])
     with pytest.raises(FileExistsError, match="--overwrite"):
         generate_dataset(name, tmp_path, episodes=2, seed=0, image_size=224)
+    # data an earlier expert recorded is not reused for this one
+    (root / GENERATION_PATH).write_text(json.dumps(sidecar | {"expert": "an.earlier.Expert"}))
+    with pytest.raises(FileExistsError, match=r"expert an\.earlier\.Expert\); pass --overwrite"):
+        generate_dataset(name, tmp_path, episodes=1, seed=0, image_size=224)
 
 
 def test_folder_without_marker_is_never_reused(tmp_path: Path):

