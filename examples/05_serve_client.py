@@ -63,5 +63,9 @@ try:
             print(f"malformed request answered: {error}")
         print(f"after the error: chunk {client.infer(observation())['actions'].shape}")
 finally:
-    server.send_signal(signal.SIGINT)
-    server.wait(timeout=30)
+    server.send_signal(signal.SIGINT)  # Ctrl-C: depi-serve closes the connection and exits
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        raise

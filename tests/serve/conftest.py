@@ -8,9 +8,11 @@ of the tiny pi0, action_horizon 4); the server binds the layout of the first dat
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,37 +45,71 @@ DEPI_SERVE = Path(sys.executable).parent / "depi-serve"
 
 @dataclass
 class ServeProcess:
-    """A ``depi-serve`` console script running in its own process."""
+    """A ``depi-serve`` console script running in its own process; ``stderr`` collects its lines as they come."""
 
     process: subprocess.Popen
     port: int
+    stderr: list[str]
 
     @property
     def uri(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
 
 
+def _lines_into(stream, lines: queue.Queue | list) -> None:
+    """Read ``stream`` to its end as it is written (a pipe nobody reads fills up and blocks the writer)."""
+    put = lines.put if isinstance(lines, queue.Queue) else lines.append
+    for line in stream:
+        put(line)
+    if isinstance(lines, queue.Queue):
+        put(None)  # end of stream
+
+
 @contextmanager
-def depi_serve(*flags: str, timeout_s: float = 120.0) -> Iterator[ServeProcess]:
-    """Run ``depi-serve --host=127.0.0.1 --port=0 FLAGS``, wait for its "listening on" line, Ctrl-C it at exit."""
+def depi_serve(
+    *flags: str, timeout_s: float = 120.0, stop_signal: int = signal.SIGINT, sigint_ignored: bool = False
+) -> Iterator[ServeProcess]:
+    """Run ``depi-serve --host=127.0.0.1 --port=0 FLAGS``, wait for its "listening on" line, stop it at exit.
+
+    ``stop_signal`` is sent at exit; the process must end within 30 s or it is killed and the test fails.
+    ``sigint_ignored`` starts it with SIGINT ignored, as a shell script's background job (``depi-serve &``) is.
+    """
+    command = [str(DEPI_SERVE), *flags, "--host=127.0.0.1", "--port=0"]
+    if sigint_ignored:
+        command = ["bash", "-c", 'trap "" INT; exec "$0" "$@"', *command]
     process = subprocess.Popen(
-        [str(DEPI_SERVE), *flags, "--host=127.0.0.1", "--port=0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    served = None
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
+    stdout: queue.Queue = queue.Queue()
+    stderr: list[str] = []
+    readers = [
+        threading.Thread(target=_lines_into, args=(stream, sink), daemon=True)
+        for stream, sink in ((process.stdout, stdout), (process.stderr, stderr))
+    ]
+    for reader in readers:
+        reader.start()
     try:
-        deadline = time.monotonic() + timeout_s
-        while served is None and time.monotonic() < deadline:
-            line = process.stdout.readline()
-            assert line or process.poll() is None, process.stderr.read()
+        deadline, port = time.monotonic() + timeout_s, None
+        while port is None:
+            try:
+                line = stdout.get(timeout=max(deadline - time.monotonic(), 0.0))
+            except queue.Empty:
+                raise AssertionError(f"depi-serve not listening after {timeout_s} s:\n{''.join(stderr)}") from None
+            assert line is not None, f"depi-serve exited with {process.wait()}:\n{''.join(stderr)}"
             if "listening on ws://127.0.0.1:" in line:
-                served = ServeProcess(process, int(line.split("ws://127.0.0.1:")[1].split()[0]))
-        assert served is not None, f"depi-serve not listening after {timeout_s} s"
-        yield served
+                port = int(line.split("ws://127.0.0.1:")[1].split()[0])
+        yield ServeProcess(process, port, stderr)
     finally:
         if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
+            process.send_signal(stop_signal)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise AssertionError(f"depi-serve still running 30 s after {signal.Signals(stop_signal).name}") from None
+        for reader in readers:
+            reader.join(timeout=10)  # the last lines of stderr are in ServeProcess.stderr
 
 
 def make_server(checkpoint, binding, port: int = 0, seed: int = 0):

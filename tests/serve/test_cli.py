@@ -3,6 +3,7 @@ serving over websockets in its own process."""
 
 from __future__ import annotations
 
+import signal
 import urllib.request
 from pathlib import Path
 
@@ -52,7 +53,8 @@ def test_user_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture)
 def test_console_script_serves(tiny_run: TinyRun) -> None:
     from depi.serve.client import PolicyClient
 
-    with depi_serve(f"--policy.path={tiny_run.checkpoint.parent.parent}") as served:
+    # Started as a shell script's background job is (SIGINT ignored), Ctrl-C must still stop it.
+    with depi_serve(f"--policy.path={tiny_run.checkpoint.parent.parent}", sigint_ignored=True) as served:
         with urllib.request.urlopen(f"http://127.0.0.1:{served.port}/healthz", timeout=10) as response:
             assert response.read() == b"OK\n"
         with PolicyClient(served.uri) as client:
@@ -60,3 +62,21 @@ def test_console_script_serves(tiny_run: TinyRun) -> None:
             assert meta["step"] == 2 and meta["repo_id"] == "local/metaworld_reach-v3"
             assert client.infer(make_observation(meta))["actions"].shape == (4, 4)
     assert served.process.returncode == 130  # Ctrl-C: "depi-serve: interrupted"
+    assert "depi-serve: interrupted" in "".join(served.stderr)
+
+
+def test_sigterm_closes_every_connection_then_exits_cleanly(tiny_run: TinyRun) -> None:
+    from websockets.exceptions import ConnectionClosedOK
+    from websockets.sync.client import connect
+
+    with depi_serve(f"--policy.path={tiny_run.checkpoint}", stop_signal=signal.SIGTERM) as served:
+        with connect(served.uri, open_timeout=10) as websocket:
+            websocket.recv(timeout=10)  # the metadata frame
+            served.process.send_signal(signal.SIGTERM)  # docker stop, systemd, kill
+            with pytest.raises(ConnectionClosedOK) as closed:
+                websocket.recv(timeout=30)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001  # going away
+        assert served.process.wait(timeout=30) == 0
+    err = "".join(served.stderr)
+    assert "SIGTERM received: closing 1 connection(s)" in err and "depi-serve: stopped by SIGTERM" in err
+    assert "Traceback" not in err

@@ -7,12 +7,15 @@ Usage::
     depi-serve --policy.path=CKPT --policy.dtype=bfloat16 --policy.device=cuda --policy.num_steps=5
 
 Without ``--env`` / ``--dataset.*`` the first dataset of the checkpoint's mixture picks the robot layout.
-Prints ``depi-serve: listening on ws://HOST:PORT`` once ready (``--port=0`` picks a free port).
+Prints ``depi-serve: listening on ws://HOST:PORT`` once ready (``--port=0`` picks a free port). Ctrl-C stops it
+(exit status 130), SIGTERM too (exit status 0); both close the connections first.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
+import sys
 from dataclasses import dataclass, field
 
 from depi.cli import parse, run
@@ -121,7 +124,12 @@ def main(argv: list[str]) -> int:
         print(f"{PROG}: listening on ws://{config.host}:{port} (health: http://{config.host}:{port}/healthz)",
               flush=True)
 
-    server.run(listening)
+    stopped_by = server.run(listening)
+    if stopped_by == signal.SIGINT:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    if stopped_by is not None:
+        print(f"{PROG}: stopped by {signal.Signals(stopped_by).name}", file=sys.stderr)
     return 0
 
 

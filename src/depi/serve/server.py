@@ -4,6 +4,10 @@
 ``reset(seed)``); ``depi-serve`` (:mod:`depi.serve.cli`) builds one from a checkpoint. The protocol is in
 :mod:`depi.serve.protocol`. The event loop decodes and checks each request; the policy runs in one worker thread,
 so calls never overlap and many clients can stay connected. ``GET /healthz`` answers ``200 OK`` on the same port.
+:meth:`PolicyServer.run` (``depi-serve``) stops gracefully on SIGINT (Ctrl-C) and on SIGTERM (``kill``, ``docker
+stop``, systemd), even when the shell that started it in the background set SIGINT to be ignored: the listening
+socket closes, every connection gets close code 1001 (going away), a running inference finishes. A second signal
+stops at once.
 
 Run in the background (tests, examples)::
 
@@ -17,6 +21,7 @@ import asyncio
 import http
 import logging
 import numbers
+import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -32,6 +37,7 @@ from depi.serve.protocol import RequestError
 logger = logging.getLogger(__name__)
 
 HEALTH_PATH = "/healthz"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 2**20
 
 
@@ -75,37 +81,76 @@ class PolicyServer:
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
         self._failure: BaseException | None = None
+        self.stopped_by: int | None = None  # the signal that stopped run(), if one did
         self.requests = 0
         self.errors = 0
 
     # --- running ---------------------------------------------------------------------------------------------
-    async def serve(self, on_listening: Callable[[int], None] | None = None) -> None:
-        """Listen until :meth:`stop`; ``on_listening(port)`` is called once the socket is bound.
+    async def serve(
+        self, on_listening: Callable[[int], None] | None = None, stop_signals: tuple[int, ...] = ()
+    ) -> None:
+        """Listen until :meth:`stop` or one of ``stop_signals``; ``on_listening(port)`` once the socket is bound.
+
+        ``stop_signals`` need the main thread's event loop (:meth:`run` passes SIGINT and SIGTERM); the one
+        received is kept in :attr:`stopped_by`.
 
         Raises:
             OSError: the address is in use or cannot be bound.
+            KeyboardInterrupt: a second stop signal arrived while stopping.
         """
-        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        loop = asyncio.get_running_loop()
+        self._loop, self._stop, self.stopped_by = loop, asyncio.Event(), None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="depi-serve-policy")
-        async with serve(
-            self._handle,
-            self.host,
-            self.port,
-            compression=None,
-            max_size=self.max_message_bytes,
-            process_request=_health_check,
-        ) as server:
-            self.port = next(iter(server.sockets)).getsockname()[1]
-            if on_listening is not None:
-                on_listening(self.port)
-            self._started.set()
-            await self._stop.wait()
-        self._executor.shutdown(wait=True)
-        self._started.clear()
+        installed = self._add_signal_handlers(loop, stop_signals)
+        try:
+            async with serve(
+                self._handle,
+                self.host,
+                self.port,
+                compression=None,
+                max_size=self.max_message_bytes,
+                process_request=_health_check,
+            ) as server:
+                self.port = next(iter(server.sockets)).getsockname()[1]
+                if on_listening is not None:
+                    on_listening(self.port)
+                self._started.set()
+                await self._stop.wait()
+                if self.stopped_by is not None:
+                    logger.info(
+                        "%s received: closing %d connection(s)", signal.Signals(self.stopped_by).name,
+                        len(server.connections),
+                    )  # fmt: skip
+            self._executor.shutdown(wait=True)
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+            self._started.clear()
 
-    def run(self, on_listening: Callable[[int], None] | None = None) -> None:
-        """Blocking :meth:`serve` (``depi-serve``'s main loop)."""
-        asyncio.run(self.serve(on_listening))
+    def _add_signal_handlers(self, loop: asyncio.AbstractEventLoop, signals: tuple[int, ...]) -> list[int]:
+        installed = []
+        for signum in signals:
+            try:
+                loop.add_signal_handler(signum, self._on_stop_signal, signum)  # replaces an inherited SIG_IGN
+            except NotImplementedError:  # Windows' event loops: Ctrl-C raises KeyboardInterrupt instead
+                break
+            installed.append(signum)
+        return installed
+
+    def _on_stop_signal(self, signum: int) -> None:
+        if self.stopped_by is not None:  # the second Ctrl-C: do not wait for the connections
+            raise KeyboardInterrupt
+        self.stopped_by = signum
+        self._stop.set()
+
+    def run(self, on_listening: Callable[[int], None] | None = None) -> int | None:
+        """Blocking :meth:`serve` (``depi-serve``'s main loop) until SIGINT, SIGTERM or :meth:`stop`.
+
+        Returns:
+            the signal number that stopped it (:attr:`stopped_by`), or None after :meth:`stop`.
+        """
+        asyncio.run(self.serve(on_listening, STOP_SIGNALS))
+        return self.stopped_by
 
     def start(self, timeout_s: float = 30.0) -> PolicyServer:
         """Serve in a daemon thread; return once listening (:attr:`port` is then the bound port).
@@ -123,7 +168,7 @@ class PolicyServer:
 
     def _run_in_thread(self) -> None:
         try:
-            self.run()
+            asyncio.run(self.serve())  # signals are the main thread's
         except BaseException as error:  # handed to start()'s caller
             self._failure = error
             self._started.set()
