@@ -19,19 +19,22 @@ show their traceback.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import os
+import signal
 import sys
+import threading
 import types
 import typing
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
 import draccus
 from draccus.utils import DecodingError, ParsingError
 
-from depi.errors import DepiError, UsageError
+from depi.errors import DepiError, Terminated, UsageError
 
 T = TypeVar("T")
 DEBUG_FLAGS = ("--debug", "--debug=true", "--debug=1")
@@ -167,6 +170,39 @@ def error_message(error: BaseException) -> str:
 USER_ERRORS: tuple[type[BaseException], ...] = (DepiError, OSError, ValueError, ParsingError, DecodingError)
 
 
+@contextlib.contextmanager
+def signals_deferred(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
+    """Hold ``signals`` back while the block runs, then deliver them: for work that must finish or not start.
+
+    Ctrl-C during an episode's save and its success flag's write then lands after both. Outside the main thread
+    (where Python runs signal handlers) the block runs unguarded.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = {signum: signal.signal(signum, lambda signum, frame: pending.append(signum)) for signum in signals}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in pending:
+            signal.raise_signal(signum)  # the restored handler: KeyboardInterrupt, Terminated, or ignored
+
+
+def raise_on_sigterm() -> None:
+    """From now on SIGTERM raises :class:`~depi.errors.Terminated` in the main thread (call it from the main thread).
+
+    :func:`run` turns it into ``PROG: terminated (SIGTERM)`` and exit status 143 (128 + 15, the shell's).
+    """
+
+    def terminated(signum: int, frame: object) -> None:
+        raise Terminated(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, terminated)
+
+
 def run(main: Callable[[list[str]], int | None], argv: Sequence[str] | None = None, *, prog: str) -> None:
     """Call ``main(argv)`` and exit with its status, printing user errors as one line (see the module doc).
 
@@ -180,6 +216,9 @@ def run(main: Callable[[list[str]], int | None], argv: Sequence[str] | None = No
     argv = [a for a in argv if a not in DEBUG_FLAGS]
     try:
         code = main(argv)
+    except Terminated:
+        print(f"{prog}: terminated (SIGTERM)", file=sys.stderr)
+        raise SystemExit(143) from None
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         raise SystemExit(130) from None

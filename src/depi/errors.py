@@ -9,6 +9,14 @@ A message says what was wrong, where (the file, the field, the flag) and the fix
 from __future__ import annotations
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``docker stop``, systemd) raised in the main thread: unwinds like Ctrl-C (exit status 143).
+
+    Raised by the handler :func:`depi.cli.raise_on_sigterm` installs, so ``with`` blocks (torque off, the dataset
+    writer's discard of an unsaved episode) run instead of the process dying where it stands.
+    """
+
+
 class DepiError(Exception):
     """A failure caused by the user's input or environment (exit status 1)."""
 

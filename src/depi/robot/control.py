@@ -28,7 +28,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from depi.cli import parse, run
+from depi.cli import parse, raise_on_sigterm, run
 
 PROG = "depi-control"
 CONTROL_TYPES = ("record", "rollout", "replay")
@@ -194,6 +194,7 @@ def main(argv: list[str]) -> int:
 
 def console() -> None:
     """Console script entry point (``depi-control``)."""
+    raise_on_sigterm()  # kill / docker stop: torque off and the unsaved episode discarded, as on Ctrl-C
     run(main, prog=PROG)
 
 

@@ -10,7 +10,8 @@
   its joint angles) refuses the option rather than ignoring it.
 * **range clamp**: every action dim inside ``[action_low, action_high]`` of the robot (the calibrated joint
   ranges for lerobot's arms, the simulator's bounds for sim robots).
-* **torque off**: leaving the ``with`` block through an exception, Ctrl-C (KeyboardInterrupt) or a lost policy
+* **torque off**: leaving the ``with`` block through an exception, Ctrl-C (KeyboardInterrupt), SIGTERM
+  (:class:`depi.errors.Terminated`, in ``depi-control``) or a lost policy
   server (:class:`depi.serve.client.PolicyConnectionError`) calls ``disable_torque()`` then ``disconnect()``
   and prints why; a normal exit only disconnects (lerobot's own ``disable_torque_on_disconnect`` applies).
 
@@ -25,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from depi.errors import Terminated
 from depi.robot.robots import Robot
 
 logger = logging.getLogger(__name__)
@@ -112,7 +114,12 @@ class SafeRobot:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: Any) -> None:
         if error is not None:
-            reason = "interrupted (Ctrl-C)" if isinstance(error, KeyboardInterrupt) else f"{kind.__name__}: {error}"
+            if isinstance(error, Terminated):
+                reason = "terminated (SIGTERM)"
+            elif isinstance(error, KeyboardInterrupt):
+                reason = "interrupted (Ctrl-C)"
+            else:
+                reason = f"{kind.__name__}: {error}"
             print(f"depi-control: {reason}; disabling torque on {self.robot.name}", file=self.out)
             try:
                 self.robot.disable_torque()

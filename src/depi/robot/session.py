@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from depi.cli import signals_deferred
 from depi.errors import UsageError
 from depi.fileio import write_json
 from depi.robot.control import ControlConfig, output_dir
@@ -149,10 +150,16 @@ def run_control(config: ControlConfig) -> dict:
             first = len(recorded)
             for k in range(c.num_episodes):
                 seed = c.seed + first + k
-                outcomes.append(_episode(safe, robot, driver, writer, task, max_steps, seed, k, c, display))
+                outcome = _episode(safe, robot, driver, writer, task, max_steps, seed, k, c, display)
                 if writer is not None:
-                    recorded.append(asdict(outcomes[-1]))
-                    write_sidecar(writer.root, recorded, _settings(config, fps, task))
+                    with signals_deferred():  # the episode and its success flag are saved together, or neither
+                        outcome = replace(outcome, episode_index=writer.save_episode())
+                        recorded.append(asdict(outcome))
+                        write_sidecar(writer.root, recorded, _settings(config, fps, task))
+                outcomes.append(outcome)
+                word = {True: "success", False: "failure", None: "success unknown"}[outcome.success]
+                tqdm.write(f"episode {k + 1}/{c.num_episodes}: {word} after {outcome.steps} steps, "
+                           f"{outcome.seconds:.1f} s")  # fmt: skip
                 if not isinstance(robot, SimRobot) and k + 1 < c.num_episodes and c.reset_time_s > 0:
                     print(f"reset the scene: {c.reset_time_s:g} s", flush=True)
                     time.sleep(c.reset_time_s)
@@ -190,12 +197,8 @@ def _episode(safe, robot, driver, writer, task, max_steps, seed, k, c, display) 
                             realtime=robot.realtime, progress=bar)  # fmt: skip
     seconds = time.perf_counter() - start
     success = robot.success if isinstance(robot, SimRobot) else ask_success(k)
-    index = writer.save_episode() if writer is not None else None
-    outcome = EpisodeOutcome(index, seed if isinstance(robot, SimRobot) else None, success, steps, seconds,
-                             safe.clamped_steps - clamped_before)  # fmt: skip
-    word = {True: "success", False: "failure", None: "success unknown"}[success]
-    tqdm.write(f"episode {k + 1}/{c.num_episodes}: {word} after {steps} steps, {seconds:.1f} s")
-    return outcome
+    return EpisodeOutcome(None, seed if isinstance(robot, SimRobot) else None, success, steps, seconds,
+                          safe.clamped_steps - clamped_before)  # fmt: skip
 
 
 def _settings(config: ControlConfig, fps: float, task: str) -> dict:
