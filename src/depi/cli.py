@@ -176,6 +176,10 @@ def signals_deferred(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM))
 
     Ctrl-C during an episode's save and its success flag's write then lands after both. Outside the main thread
     (where Python runs signal handlers) the block runs unguarded.
+
+    Raises:
+        KeyboardInterrupt / :class:`~depi.errors.Terminated`: on leaving the block, for a signal held back during it
+            (whatever the handler in place before the block does with it; an ignored signal stays ignored).
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -195,6 +199,9 @@ def raise_on_sigterm() -> None:
     """From now on SIGTERM raises :class:`~depi.errors.Terminated` in the main thread (call it from the main thread).
 
     :func:`run` turns it into ``PROG: terminated (SIGTERM)`` and exit status 143 (128 + 15, the shell's).
+
+    Raises:
+        ValueError: called outside the main thread (:func:`signal.signal`'s rule).
     """
 
     def terminated(signum: int, frame: object) -> None:
